@@ -1,0 +1,47 @@
+# densekd developer entry points. `make test` is what CI runs (.ci/run).
+#
+#   make install        create .venv, build/install mmcv with ops, install densekd
+#   make install-test   same + pytest/ruff
+#   make test           lint + unit tests (PYTEST_ARGS="-k foo -x" to narrow)
+#   make lint / lint-fix ruff check (with --fix: sorts/wraps imports the ruff way)
+#   make data           generate the toy dataset under data/toy
+#   make demo / bench   toy distillation demo / benchmark
+
+PYTHON      ?= python3
+VENV        := .venv
+VPY         := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install install-test data test lint lint-fix demo bench clean
+
+install:
+	$(PYTHON) tools/install_env.py
+
+install-test:
+	$(PYTHON) tools/install_env.py --tests
+
+data: install
+	$(VPY) tools/make_toy_data.py
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+# auto-fix what ruff can (import order/wrapping, unused imports)
+lint-fix: install-test
+	$(VENV)/bin/ruff check --fix .
+
+test: install-test
+	$(VENV)/bin/ruff check .
+	$(VPY) -m pytest tests -q $(PYTEST_ARGS)
+
+demo: install
+	$(VPY) tools/demo.py
+
+bench: install
+	$(VPY) tools/benchmark.py
+
+# Removes build artefacts and caches; keeps .venv and the mmcv wheel cache
+# (~/.cache/densekd). `rm -rf .venv` for a from-scratch install.
+clean:
+	rm -rf build dist work_dirs .pytest_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print | xargs rm -rf
