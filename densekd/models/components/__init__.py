@@ -1,0 +1,5 @@
+"""Distillation components: what to distil, from which taps, with which loss."""
+from .base import DistillComponent
+from .feature_mimic import FeatureMimic
+
+__all__ = ['DistillComponent', 'FeatureMimic']

@@ -1,0 +1,50 @@
+"""The contract every distillation component follows.
+
+A component names the student and teacher taps it reads, is sized once from the shapes a
+build-time dry run records (so configs never state channel counts), and returns a dict of
+``loss_*`` tensors each step. The distillation model prefixes them with
+``distill.<component name>.`` and scales them by the distillation weight schedule.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor
+
+__all__ = ['DistillComponent', 'TapShapes', 'TapLevels']
+
+TapShapes = dict[str, list[torch.Size]]
+TapLevels = dict[str, list[Tensor]]
+
+
+class DistillComponent(BaseModule):
+    """Base class of distillation components.
+
+    Subclasses set :attr:`student_taps` and :attr:`teacher_taps` (module paths) in
+    ``__init__``, build their trainable parts in :meth:`setup`, and implement
+    :meth:`forward`.
+    """
+
+    def __init__(self, init_cfg: dict | list[dict] | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.student_taps: list[str] = []
+        self.teacher_taps: list[str] = []
+
+    def setup(self, student_shapes: TapShapes, teacher_shapes: TapShapes) -> None:
+        """Build projectors etc. from the dry-run shapes (one torch.Size per level)."""
+
+    def forward(self, student: TapLevels, teacher: TapLevels,
+                data_samples: list[Any] | None = None) -> dict[str, Tensor]:
+        """Compute this component's losses.
+
+        Args:
+            student: levels recorded by each student tap, keyed by module path.
+            teacher: the same for the teacher (recorded under ``no_grad``).
+            data_samples: the batch's data samples (ground truth, image metas).
+
+        Returns:
+            ``{'loss_<name>': scalar}``.
+        """
+        raise NotImplementedError(f'{type(self).__name__} must implement forward()')

@@ -1,0 +1,248 @@
+"""DistillationModel: one mmengine model holding a student, a frozen teacher and components."""
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from densekd.registry import MODELS
+from densekd.utils.checkpoint import load_teacher_weights
+from densekd.utils.config import load_model_spec
+
+from ..components.base import DistillComponent
+from ..taps import StopForward, TapError, TapSet
+from .teacher_input import build_teacher_input_adapter
+
+__all__ = ['DistillationModel']
+
+TEACHER_PREFIX = 'teacher.'
+
+
+def _drop_teacher_state(module: nn.Module, state_dict: dict, prefix: str,
+                        local_metadata: dict) -> None:
+    """state_dict post-hook: the frozen teacher is reloaded from its own checkpoint."""
+    for key in [k for k in state_dict if k.startswith(prefix + TEACHER_PREFIX)]:
+        del state_dict[key]
+
+
+def _ignore_missing_teacher(module: nn.Module, incompatible_keys) -> None:
+    """load_state_dict post-hook: teacher weights are not expected in our checkpoints."""
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if not k.startswith(TEACHER_PREFIX)]
+
+
+def _snake(name: str) -> str:
+    name = name.rsplit('.', 1)[-1]
+    return re.sub(r'(?<!^)(?=[A-Z][a-z])', '_', name).lower()
+
+
+def _dummy_data_samples(model: nn.Module, height: int, width: int) -> list | None:
+    """Minimal data samples with image metas, for the build-time dry run."""
+    meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                pad_shape=(height, width), batch_input_shape=(height, width),
+                scale_factor=(1.0, 1.0), img_id=0)
+    try:
+        from mmdet.models.detectors import BaseDetector
+        from mmdet.structures import DetDataSample
+        if isinstance(model, BaseDetector):
+            return [DetDataSample(metainfo=meta)]
+    except ImportError:  # pragma: no cover - mmdet is a dependency
+        pass
+    try:
+        from mmseg.models.segmentors import BaseSegmentor
+        from mmseg.structures import SegDataSample
+        if isinstance(model, BaseSegmentor):
+            return [SegDataSample(metainfo=meta)]
+    except ImportError:  # pragma: no cover
+        pass
+    return None
+
+
+@MODELS.register_module()
+class DistillationModel(BaseModel):
+    """Train a student with losses against a frozen teacher; an mmengine ``BaseModel``.
+
+    Works for any mmdet detector or mmseg segmentor (anything with ``loss``, ``predict``
+    and ``mode='tensor'``).
+
+    * The student and the teacher are built from their own, unchanged configs.
+    * The batch goes through the student's data preprocessor; if the teacher normalises
+      differently, a :class:`TeacherInputAdapter` maps it for the teacher.
+    * The teacher is frozen (``requires_grad=False``), kept in eval mode whatever
+      ``train()`` is called with, and run under ``no_grad`` in ``mode='tensor'`` -- never
+      ``mode='loss'`` -- and only until every teacher tap has recorded (a hook raises
+      :class:`StopForward`), so a neck tap skips the teacher's head entirely.
+    * A build-time dry run records the tapped shapes; components size their projectors
+      from them, and a tap that names no module or records nothing fails here.
+    * Teacher weights are left out of this model's checkpoints (they come from
+      ``teacher.checkpoint``); everything trainable is saved.
+
+    Args:
+        student: ``dict(config=... | model=..., checkpoint=None)``; the checkpoint, if given,
+            initialises the student (strictly) in ``init_weights``.
+        teacher: ``dict(config=... | model=..., checkpoint=...)``.
+        components: component configs; each may carry ``name=`` (default: snake-cased
+            type), used in log keys ``distill.<name>.loss_*``.
+        data_preprocessor: default: the student's own.
+        predict_with: ``'student'`` (default) or ``'teacher'`` for ``predict``.
+        dry_run_size: (H, W) of the zero image of the dry run.
+        teacher_early_exit: stop the teacher once its taps have recorded.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, student: dict | str, teacher: dict | str,
+                 components: Sequence[dict | DistillComponent] = (),
+                 data_preprocessor: dict | nn.Module | None = None,
+                 predict_with: str = 'student', dry_run_size: Sequence[int] = (128, 128),
+                 teacher_early_exit: bool = True, init_cfg: dict | None = None) -> None:
+        s_spec = load_model_spec(student, 'student')
+        t_spec = load_model_spec(teacher, 'teacher')
+        if data_preprocessor is None:
+            data_preprocessor = s_spec.data_preprocessor()
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.student = MODELS.build(s_spec.model)
+        self.teacher = MODELS.build(t_spec.model)
+        self._student_checkpoint = s_spec.checkpoint
+        if t_spec.checkpoint:
+            load_teacher_weights(self.teacher, t_spec.checkpoint)
+        else:
+            warnings.warn('DistillationModel: the teacher has no checkpoint and keeps its '
+                          'random initialisation; set teacher.checkpoint', stacklevel=2)
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self.teacher_input = build_teacher_input_adapter(
+            s_spec.model.get('data_preprocessor'), t_spec.model.get('data_preprocessor'))
+        if predict_with not in ('student', 'teacher'):
+            raise ValueError(f"predict_with must be 'student' or 'teacher', got {predict_with!r}")
+        self.predict_with = predict_with
+        self.teacher_early_exit = teacher_early_exit
+        self.distill_weight = 1.0
+        self.components = nn.ModuleDict()
+        for comp in components:
+            name = None
+            if isinstance(comp, dict):
+                comp = dict(comp)
+                name = comp.pop('name', None)
+                name = name or _snake(comp['type'] if isinstance(comp['type'], str)
+                                      else comp['type'].__name__)
+                comp = MODELS.build(comp)
+            name = name or _snake(type(comp).__name__)
+            base, i = name, 1
+            while name in self.components:
+                name, i = f'{base}_{i}', i + 1
+            self.components[name] = comp
+        self.student_taps = TapSet((p for c in self.components.values() for p in c.student_taps),
+                                   'student')
+        self.teacher_taps = TapSet((p for c in self.components.values() for p in c.teacher_taps),
+                                   'teacher')
+        self.student_taps.attach(self.student)
+        self.teacher_taps.attach(self.teacher)
+        self._dry_run(tuple(dry_run_size))
+        self.register_state_dict_post_hook(_drop_teacher_state)
+        self.register_load_state_dict_post_hook(_ignore_missing_teacher)
+
+    # -- build ---------------------------------------------------------------------------
+    def _dry_run(self, size: tuple[int, int]) -> None:
+        """Run both models once on a zero image; size components; count teacher tap calls."""
+        mean = getattr(self.data_preprocessor, 'mean', None)
+        channels = 3 if mean is None else mean.numel()
+        x = torch.zeros(1, channels, *size)
+        shapes = {}
+        modes = {m: m.training for m in (self.student, self.teacher)}
+        try:
+            for name, model, taps in (('student', self.student, self.student_taps),
+                                      ('teacher', self.teacher, self.teacher_taps)):
+                if not len(taps):
+                    shapes[name] = {}
+                    continue
+                model.eval()
+                inputs = x if name == 'student' or self.teacher_input is None else \
+                    self.teacher_input(x)
+                with torch.no_grad(), taps.recording():
+                    model(inputs, _dummy_data_samples(model, *size), mode='tensor')
+                for path, tap in taps.taps.items():
+                    if tap.num_calls == 0:
+                        raise TapError(f'{name} tap {path!r} recorded nothing in a dry run of '
+                                       f"{name}(mode='tensor'); tap a module that the forward "
+                                       'runs')
+                shapes[name] = {p: [t.shape for t in taps.levels(p)] for p in taps.taps}
+                taps.set_expected_calls()
+                taps.clear()
+        finally:
+            for model, mode in modes.items():
+                model.train(mode)
+            self.teacher.eval()
+        for comp in self.components.values():
+            comp.setup(shapes['student'], shapes['teacher'])
+
+    def init_weights(self) -> None:
+        """Initialise the student and the components; the teacher keeps its checkpoint."""
+        self.student.init_weights()
+        if self._student_checkpoint:
+            load_teacher_weights(self.student, self._student_checkpoint)
+        for comp in self.components.values():
+            comp.init_weights()
+
+    def train(self, mode: bool = True) -> DistillationModel:
+        """Set train mode everywhere except the teacher, which always stays in eval."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # -- forward -------------------------------------------------------------------------
+    def forward(self, inputs: Tensor, data_samples: list | None = None,
+                mode: str = 'tensor') -> Any:
+        """mmengine's entry point: ``loss``, ``predict`` or ``tensor`` (student)."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student(inputs, data_samples, mode='tensor')
+        raise ValueError(f'invalid mode {mode!r}; use loss, predict or tensor')
+
+    def teacher_inputs(self, inputs: Tensor) -> Tensor:
+        """The batch as the teacher's preprocessor would have made it."""
+        return inputs if self.teacher_input is None else self.teacher_input(inputs)
+
+    def run_teacher(self, inputs: Tensor, data_samples: list | None) -> None:
+        """Run the teacher under no_grad until every teacher tap has recorded."""
+        if not len(self.teacher_taps):
+            return
+        with torch.no_grad(), self.teacher_taps.recording(self.teacher_early_exit):
+            try:
+                self.teacher(self.teacher_inputs(inputs), data_samples, mode='tensor')
+            except StopForward:
+                pass
+
+    def loss(self, inputs: Tensor, data_samples: list) -> dict[str, Tensor]:
+        """The student's own losses plus ``distill.<component>.loss_*``."""
+        weight = float(self.distill_weight)
+        if weight > 0:
+            self.run_teacher(inputs, data_samples)
+        with self.student_taps.recording():
+            losses = dict(self.student.loss(inputs, data_samples))
+        if weight > 0:
+            student = {p: self.student_taps.levels(p) for p in self.student_taps.taps}
+            teacher = {p: self.teacher_taps.levels(p) for p in self.teacher_taps.taps}
+            for name, comp in self.components.items():
+                for key, value in comp(student, teacher, data_samples).items():
+                    losses[f'distill.{name}.{key}'] = value * weight if weight != 1 else value
+        else:
+            params = [p.sum() for p in self.components.parameters() if p.requires_grad]
+            if params:  # keeps every trainable parameter in the graph for DDP
+                losses['distill.loss_off'] = torch.stack(params).sum() * 0
+        self.student_taps.clear()
+        self.teacher_taps.clear()
+        return losses
+
+    def predict(self, inputs: Tensor, data_samples: list | None = None) -> list:
+        """Predictions of the student (or of the teacher, if ``predict_with='teacher'``)."""
+        if self.predict_with == 'teacher':
+            return self.teacher.predict(self.teacher_inputs(inputs), data_samples)
+        return self.student.predict(inputs, data_samples)

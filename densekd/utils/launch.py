@@ -1,0 +1,33 @@
+"""Launch helpers shared by tools/train.py and tools/test.py."""
+from __future__ import annotations
+
+import os
+
+import torch
+from mmengine.config import Config
+
+__all__ = ['setup_launcher']
+
+
+def setup_launcher(cfg: Config, launcher: str) -> None:
+    """Record the launcher on ``cfg``; make ``pytorch`` launches work on CPU-only machines.
+
+    mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` and wraps the model
+    with ``device_ids=[LOCAL_RANK]``; neither works without a GPU. Without CUDA this
+    initialises the process group with gloo itself (mmengine then skips its own
+    ``init_dist``) and wraps the model with ``device_ids=None``.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise RuntimeError(f'launcher {launcher!r} needs CUDA; on CPU use --launcher pytorch '
+                           '(tools/dist_train.sh)')
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                world_size=int(os.environ['WORLD_SIZE']))
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                 broadcast_buffers=False)

@@ -1,0 +1,3 @@
+"""densekd version."""
+
+__version__ = '0.1.0'
