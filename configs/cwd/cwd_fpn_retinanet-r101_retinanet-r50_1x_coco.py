@@ -1,0 +1,19 @@
+# COCO template: CWD on the five FPN levels, RetinaNet R101 -> R50, 1x (MMRazor's
+# cwd_fpn_retina setting: tau=1, weight 10). Data layout: data/README.md (data/coco/).
+# Student and teacher are mmdet's own configs, unchanged.
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']
+
+model = dict(
+    _delete_=True,
+    type='densekd.DistillationModel',
+    student=dict(config='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'),
+    teacher=dict(
+        config='mmdet::retinanet/retinanet_r101_fpn_1x_coco.py',
+        checkpoint='https://download.openmmlab.com/mmdetection/v2.0/retinanet/'
+        'retinanet_r101_fpn_1x_coco/retinanet_r101_fpn_1x_coco_20200130-7a93545f.pth'),
+    dry_run_size=(256, 256),
+    components=[
+        dict(type='densekd.FeatureMimic', name='fpn_cwd', student='neck', teacher='neck',
+             loss=dict(type='densekd.ChannelWiseDivergence', tau=1.0, loss_weight=10.0)),
+    ])
+custom_hooks = [dict(type='densekd.StudentCheckpointHook')]
