@@ -1,0 +1,151 @@
+"""The distillation model on toy RetinaNet / PSPNet pairs: teacher contract, taps,
+projector sizing, loss keys, checkpoints of the trainable part only."""
+import copy
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+
+from densekd.models import DistillationModel, TapError
+
+CWD = dict(type='densekd.FeatureMimic', name='fpn_cwd', student='neck', teacher='neck',
+           loss=dict(type='densekd.ChannelWiseDivergence', tau=1.0, loss_weight=10.0))
+
+
+def build(det_paths, components=(CWD,), **kwargs):
+    student, teacher = det_paths
+    kwargs.setdefault('teacher', dict(config=teacher))
+    with pytest.warns(UserWarning, match='no checkpoint'):
+        return DistillationModel(student=dict(config=student), components=list(components),
+                                 **kwargs)
+
+
+def count_calls(module):
+    calls = []
+    module.register_forward_pre_hook(lambda *args: calls.append(1))
+    return calls
+
+
+def test_teacher_frozen_in_eval_and_unchanged_by_training(det_paths, det_batch):
+    model = build(det_paths)
+    model.init_weights()
+    model.train()
+    teacher_before = copy.deepcopy(model.teacher.state_dict())
+    student_before = copy.deepcopy(model.student.state_dict())
+    optim = OptimWrapper(torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.01))
+    for seed in range(2):
+        log = model.train_step(det_batch(seed=seed), optim)
+        assert 'distill.fpn_cwd.loss_cwd' in log and 'loss_cls' in log
+        assert log['distill.fpn_cwd.loss_cwd'] > 0
+    assert not model.teacher.training
+    assert all(not m.training for m in model.teacher.modules())
+    assert all(not p.requires_grad and p.grad is None for p in model.teacher.parameters())
+    for key, value in model.teacher.state_dict().items():  # BN running stats included
+        assert torch.equal(value, teacher_before[key]), key
+    changed = [k for k, v in model.student.state_dict().items()
+               if v.dtype.is_floating_point and not torch.equal(v, student_before[k])]
+    assert changed
+
+
+def test_teacher_runs_only_to_its_taps(det_paths, det_batch):
+    model = build(det_paths)
+    head_calls = count_calls(model.teacher.bbox_head.retina_cls)
+    neck_calls = count_calls(model.teacher.neck)
+    data = model.data_preprocessor(det_batch(), True)
+    model.loss(**data)
+    assert neck_calls == [1] and head_calls == []
+    model.teacher_early_exit = False
+    model.loss(**data)
+    assert len(head_calls) == 5  # one call per FPN level
+
+
+def test_repeated_module_tap_counts_levels(det_paths, det_batch):
+    comp = dict(type='densekd.FeatureMimic', student='bbox_head.retina_cls',
+                teacher='bbox_head.retina_cls',
+                loss=dict(type='densekd.ChannelWiseDivergence'))
+    model = build(det_paths, [comp])
+    assert model.teacher_taps.taps['bbox_head.retina_cls'].expected_calls == 5
+    losses = model.loss(**model.data_preprocessor(det_batch(), True))
+    assert losses['distill.feature_mimic.loss_cwd'] > 0
+
+
+def test_projectors_are_sized_from_the_dry_run(det_paths):
+    comp = dict(CWD, projector=dict(type='densekd.ConvProjector'))
+    student, teacher = det_paths
+    from mmengine.config import Config
+
+    t_model = Config.fromfile(teacher).model
+    t_model.neck.out_channels = 32
+    t_model.bbox_head.in_channels = 32
+    model = build(det_paths, [comp], teacher=dict(model=t_model, scope='mmdet'))
+    projectors = model.components['fpn_cwd'].projectors
+    assert len(projectors) == 5
+    conv = projectors[0].layers[0]
+    assert (conv.in_channels, conv.out_channels) == (64, 32)
+    with pytest.raises(ValueError, match='no projector'):
+        build(det_paths, [CWD], teacher=dict(model=t_model, scope='mmdet'))
+
+
+def test_unknown_tap_lists_nearby_modules(det_paths):
+    bad = dict(CWD, student='neck.fpn_conv.0')
+    with pytest.raises(TapError) as err:
+        build(det_paths, [bad])
+    assert 'neck.fpn_convs.0' in str(err.value)
+
+
+def test_checkpoint_holds_no_teacher_and_loads_back(det_paths):
+    model = build(det_paths, [dict(CWD, projector=dict(type='densekd.ConvProjector'))])
+    state = model.state_dict()
+    assert not any(k.startswith('teacher.') for k in state)
+    assert any(k.startswith('components.fpn_cwd.projectors.0') for k in state)
+    assert any(k.startswith('student.') for k in state)
+    result = model.load_state_dict(state, strict=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+
+
+def test_teacher_checkpoint_mismatch_names_the_keys(det_paths, tmp_path):
+    student, teacher = det_paths
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+
+    t_model = Config.fromfile(student).model  # the student's weights, not the teacher's
+    t_model['_scope_'] = 'mmdet'
+    path = tmp_path / 'wrong.pth'
+    torch.save({'state_dict': MODELS.build(t_model).state_dict()}, path)
+    with pytest.raises(KeyError) as err:
+        DistillationModel(student=dict(config=student), components=[CWD],
+                          teacher=dict(config=teacher, checkpoint=str(path)))
+    msg = str(err.value)
+    assert 'shape mismatch' in msg and 'backbone.conv1.weight' in msg
+    assert 'missing in checkpoint' in msg and 'backbone.layer1.2.conv1.weight' in msg
+
+
+def test_distill_weight_zero_skips_the_teacher(det_paths, det_batch):
+    model = build(det_paths, [dict(CWD, projector=dict(type='densekd.ConvProjector'))])
+    calls = count_calls(model.teacher.backbone)
+    model.distill_weight = 0.0
+    losses = model.loss(**model.data_preprocessor(det_batch(), True))
+    assert calls == []
+    assert losses['distill.loss_off'].item() == 0.0 and losses['distill.loss_off'].requires_grad
+    model.distill_weight = 0.5
+    half = model.loss(**model.data_preprocessor(det_batch(), True))
+    model.distill_weight = 1.0
+    full = model.loss(**model.data_preprocessor(det_batch(), True))
+    key = 'distill.fpn_cwd.loss_cwd'
+    assert half[key].item() == pytest.approx(0.5 * full[key].item(), rel=1e-5)
+
+
+def test_segmentation_logits_cwd(seg_paths, seg_batch):
+    student, teacher = seg_paths
+    comp = dict(type='densekd.FeatureMimic', name='logits_cwd', student='decode_head.conv_seg',
+                teacher='decode_head.conv_seg', loss=dict(type='densekd.ChannelWiseDivergence'))
+    with pytest.warns(UserWarning):
+        model = DistillationModel(student=dict(config=student), teacher=dict(config=teacher),
+                                  components=[comp])
+    losses = model.loss(**model.data_preprocessor(seg_batch(), True))
+    assert 'distill.logits_cwd.loss_cwd' in losses and 'decode.loss_ce' in losses
+    model.eval()
+    with torch.no_grad():
+        preds = model.predict(**model.data_preprocessor(seg_batch(batch_size=1), False))
+    assert preds[0].pred_sem_seg.data.shape == (1, 128, 128)

@@ -1,0 +1,165 @@
+"""End to end through tools/train.py on a tiny toy set: the student checkpoint exported
+beside the distillation checkpoint loads in plain mmdet with identical predictions, and a
+resumed run continues with the losses of an uninterrupted one."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DISTILL = osp.join(REPO, 'configs/fitnet/fitnet_fpn_retinanet-r34_retinanet-r18_12e_toy.py')
+
+
+NO_FLIP = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
+    dict(type='PackDetInputs')]
+
+
+def write_config(tmp, teacher_ckpt, name='cfg.py', flip=True):
+    """A 16-image copy of the FitNet toy config; without flip its pipeline is deterministic."""
+    data = osp.join(tmp, 'toy') + '/'
+    train_set = dict(data_root=data, toy_params=dict(num_train=16, num_val=8))
+    if not flip:
+        train_set['pipeline'] = NO_FLIP
+    val_set = dict(data_root=data, toy_params=dict(num_train=16, num_val=8))
+    text = textwrap.dedent(f"""
+        _base_ = [{DISTILL!r}]
+        data_root = {data!r}
+        model = dict(teacher=dict(checkpoint={teacher_ckpt!r}))
+        train_dataloader = dict(batch_size=4, dataset={train_set!r})
+        val_dataloader = dict(batch_size=4, dataset={val_set!r})
+        test_dataloader = val_dataloader
+        val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+        test_evaluator = val_evaluator
+        train_cfg = dict(max_epochs=2, val_interval=2)
+        param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+        default_hooks = dict(logger=dict(interval=1))
+        log_processor = dict(window_size=1)
+        """)
+    path = osp.join(tmp, name)
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def train(config, work_dir, *extra):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir,
+           *extra]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def losses_by_step(work_dir):
+    out = {}
+    for path in sorted(glob_scalars(work_dir)):
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'loss' in rec:
+                    out[rec['step']] = rec
+    return out
+
+
+def glob_scalars(work_dir):
+    import glob
+
+    return glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory):
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+
+    import densekd  # noqa: F401
+
+    tmp = tmp_path_factory.mktemp('teacher')
+    cfg = Config.fromfile(osp.join(REPO, 'configs/toy/retinanet_r34-w32_fpn_12e_toy.py'))
+    cfg.model['_scope_'] = 'mmdet'
+    torch.manual_seed(0)
+    path = str(tmp / 'teacher.pth')
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, path)
+    return path
+
+
+def test_resume_continues_with_identical_losses(tmp_path, teacher_ckpt):
+    cfg = write_config(str(tmp_path), teacher_ckpt, flip=False)
+    full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
+    train(cfg, full)
+    train(cfg, part, '--cfg-options', 'train_cfg.max_epochs=1')
+    assert osp.isfile(osp.join(part, 'epoch_1.pth'))
+    per_epoch = max(losses_by_step(part))
+    train(cfg, part, '--resume')
+    a, b = losses_by_step(full), losses_by_step(part)
+    second_epoch = [s for s in sorted(a) if s > per_epoch]
+    assert second_epoch == list(range(per_epoch + 1, 2 * per_epoch + 1))
+    for step in second_epoch:
+        for key in ('loss', 'loss_cls', 'distill.fpn_fitnet.loss_l2'):
+            assert b[step][key] == pytest.approx(a[step][key], rel=1e-5, abs=1e-7), (step, key)
+
+
+def test_exported_student_loads_in_plain_mmdet_with_identical_predictions(tmp_path,
+                                                                        teacher_ckpt):
+    cfg = write_config(str(tmp_path), teacher_ckpt)
+    work = str(tmp_path / 'work')
+    train(cfg, work, '--cfg-options', 'train_cfg.max_epochs=1')
+    ckpt, student = osp.join(work, 'epoch_1.pth'), osp.join(work, 'epoch_1_student.pth')
+    student_cfg = osp.join(work, 'student_config.py')
+    assert osp.isfile(student) and osp.isfile(student_cfg)
+
+    script = textwrap.dedent(f"""
+        import sys, torch
+        from mmdet.apis import init_detector
+        from mmdet.testing import demo_mm_inputs
+        torch.manual_seed(0)
+        model = init_detector({student_cfg!r}, {{ckpt!r}}, device='cpu')
+        model.bbox_head.test_cfg.score_thr = 0.0  # an untrained student scores low
+        data = demo_mm_inputs(batch_size=2, image_shapes=[(3, 128, 128)] * 2, num_classes=5)
+        with torch.no_grad():
+            out = model.test_step(data)
+        assert 'densekd' not in sys.modules or {{allow_densekd}}
+        torch.save([(o.pred_instances.bboxes, o.pred_instances.scores) for o in out],
+                   {{out!r}})
+        """)
+    plain = script.format(ckpt=student, allow_densekd=False, out=str(tmp_path / 'plain.pt'))
+    proc = subprocess.run([sys.executable, '-c', plain], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    distilled = textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {REPO!r})
+        import densekd
+        from mmengine.config import Config
+        from mmengine.registry import DefaultScope, MODELS
+        from mmdet.testing import demo_mm_inputs
+        from densekd.utils.checkpoint import load_checkpoint_file
+        cfg = Config.fromfile({cfg!r})
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            model = MODELS.build(cfg.model)
+        model.load_state_dict(load_checkpoint_file({ckpt!r})['state_dict'], strict=True)
+        model.student.bbox_head.test_cfg.score_thr = 0.0
+        model.eval()
+        data = demo_mm_inputs(batch_size=2, image_shapes=[(3, 128, 128)] * 2, num_classes=5)
+        with torch.no_grad():
+            out = model.test_step(data)
+        torch.save([(o.pred_instances.bboxes, o.pred_instances.scores) for o in out],
+                   {str(tmp_path / 'distilled.pt')!r})
+        """)
+    proc = subprocess.run([sys.executable, '-c', distilled], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain_out = torch.load(tmp_path / 'plain.pt')
+    distilled_out = torch.load(tmp_path / 'distilled.pt')
+    assert len(plain_out[0][0]) > 0
+    for (b1, s1), (b2, s2) in zip(plain_out, distilled_out):
+        assert torch.equal(b1, b2) and torch.equal(s1, s2)
