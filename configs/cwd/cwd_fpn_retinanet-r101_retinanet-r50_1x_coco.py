@@ -16,4 +16,5 @@ model = dict(
         dict(type='densekd.FeatureMimic', name='fpn_cwd', student='neck', teacher='neck',
              loss=dict(type='densekd.ChannelWiseDivergence', tau=1.0, loss_weight=10.0)),
     ])
-custom_hooks = [dict(type='densekd.StudentCheckpointHook')]
+# student-only checkpoints beside each checkpoint; the teacher's score once, before training
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]

@@ -2,6 +2,6 @@
 _base_ = [
     '../_base_/models/retinanet_fpn_toy.py',
     '../_base_/datasets/toy_detection.py',
-    '../_base_/schedules/toy_det_12e.py',
+    '../_base_/schedules/toy_det_24e.py',
     '../_base_/default_runtime_det.py',
 ]
