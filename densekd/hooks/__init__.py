@@ -1,5 +1,6 @@
 """Runner hooks."""
 from .distill_weight import DistillWeightHook, distill_weight_at
 from .student_checkpoint import StudentCheckpointHook
+from .teacher_eval import TeacherEvalHook
 
-__all__ = ['DistillWeightHook', 'distill_weight_at', 'StudentCheckpointHook']
+__all__ = ['DistillWeightHook', 'distill_weight_at', 'StudentCheckpointHook', 'TeacherEvalHook']

@@ -20,7 +20,7 @@ from torch import nn
 
 __all__ = [
     'allow_mmengine_checkpoint_globals', 'load_checkpoint_file', 'extract_state_dict',
-    'load_teacher_weights', 'student_state_dict', 'export_student_checkpoint',
+    'load_weights_strict', 'student_state_dict', 'export_student_checkpoint',
     'student_checkpoint_path',
 ]
 
@@ -96,17 +96,22 @@ def extract_state_dict(checkpoint: dict[str, Any]) -> OrderedDict:
     return out
 
 
-def load_teacher_weights(teacher: nn.Module, path: str) -> None:
-    """Load ``path`` into ``teacher`` strictly, explaining any mismatch.
+def load_weights_strict(model: nn.Module, path: str, role: str = 'teacher') -> None:
+    """Load ``path`` into ``model`` strictly, explaining any mismatch.
 
     A densekd distillation checkpoint is accepted too: its ``student.*`` weights are used
-    (a distilled student can teach the next one).
+    (a distilled student can teach the next one, or initialise another run).
+
+    Args:
+        model: the teacher or student.
+        path: checkpoint path or URL.
+        role: ``'teacher'`` or ``'student'``, for the error message.
 
     Raises:
         KeyError: listing missing keys, unexpected keys and shape mismatches.
     """
     state = extract_state_dict(load_checkpoint_file(path))
-    own = teacher.state_dict()
+    own = model.state_dict()
     if not any(k in state for k in own) and any(k.startswith(STUDENT_PREFIX) for k in state):
         state = student_state_dict(state)
     missing = [k for k in own if k not in state]
@@ -118,17 +123,17 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
             more = f' ... and {len(items) - 8} more' if len(items) > 8 else ''
             return ', '.join(items[:8]) + more
 
-        lines = [f'teacher checkpoint {path!r} does not match the teacher model:']
+        lines = [f'{role} checkpoint {path!r} does not match the {role} model:']
         if missing:
             lines.append(f'  missing in checkpoint ({len(missing)}): {head(missing)}')
         if unexpected:
             lines.append(f'  not in the model ({len(unexpected)}): {head(unexpected)}')
         if shape:
             lines.append(f'  shape mismatch ({len(shape)}): {head(shape)}')
-        lines.append('  Check that `teacher.config` is the config the checkpoint was trained '
+        lines.append(f'  Check that `{role}.config` is the config the checkpoint was trained '
                      'with (depth, widths, number of classes).')
         raise KeyError('\n'.join(lines))
-    teacher.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True)
 
 
 def student_state_dict(state: dict[str, torch.Tensor]) -> OrderedDict:
@@ -142,7 +147,7 @@ def student_state_dict(state: dict[str, torch.Tensor]) -> OrderedDict:
 
 
 def student_checkpoint_path(path: str) -> str:
-    """``work_dir/epoch_12.pth`` -> ``work_dir/epoch_12_student.pth``."""
+    """``work_dir/epoch_24.pth`` -> ``work_dir/epoch_24_student.pth``."""
     root, ext = osp.splitext(path)
     return f'{root}_student{ext or ".pth"}'
 

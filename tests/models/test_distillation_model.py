@@ -12,12 +12,13 @@ CWD = dict(type='densekd.FeatureMimic', name='fpn_cwd', student='neck', teacher=
            loss=dict(type='densekd.ChannelWiseDivergence', tau=1.0, loss_weight=10.0))
 
 
-def build(det_paths, components=(CWD,), **kwargs):
+def build(det_paths, components=(CWD,), student_checkpoint=None, **kwargs):
     student, teacher = det_paths
     kwargs.setdefault('teacher', dict(config=teacher))
     with pytest.warns(UserWarning, match='no checkpoint'):
-        return DistillationModel(student=dict(config=student), components=list(components),
-                                 **kwargs)
+        return DistillationModel(
+            student=dict(config=student, checkpoint=student_checkpoint),
+            components=list(components), **kwargs)
 
 
 def count_calls(module):
@@ -149,3 +150,13 @@ def test_segmentation_logits_cwd(seg_paths, seg_batch):
     with torch.no_grad():
         preds = model.predict(**model.data_preprocessor(seg_batch(batch_size=1), False))
     assert preds[0].pred_sem_seg.data.shape == (1, 128, 128)
+
+
+def test_student_checkpoint_initialises_the_student_strictly(det_paths, tmp_path):
+    source = build(det_paths)
+    path = tmp_path / 'student.pth'
+    torch.save({'state_dict': source.student.state_dict()}, path)
+    model = build(det_paths, student_checkpoint=str(path))
+    model.init_weights()
+    for key, value in source.student.state_dict().items():
+        assert torch.equal(model.student.state_dict()[key], value), key

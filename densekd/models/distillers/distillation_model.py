@@ -11,7 +11,7 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from densekd.registry import MODELS
-from densekd.utils.checkpoint import load_teacher_weights
+from densekd.utils.checkpoint import load_weights_strict
 from densekd.utils.config import load_model_spec
 
 from ..components.base import DistillComponent
@@ -109,7 +109,7 @@ class DistillationModel(BaseModel):
         self.teacher = MODELS.build(t_spec.model)
         self._student_checkpoint = s_spec.checkpoint
         if t_spec.checkpoint:
-            load_teacher_weights(self.teacher, t_spec.checkpoint)
+            load_weights_strict(self.teacher, t_spec.checkpoint)
         else:
             warnings.warn('DistillationModel: the teacher has no checkpoint and keeps its '
                           'random initialisation; set teacher.checkpoint', stacklevel=2)
@@ -184,7 +184,7 @@ class DistillationModel(BaseModel):
         """Initialise the student and the components; the teacher keeps its checkpoint."""
         self.student.init_weights()
         if self._student_checkpoint:
-            load_teacher_weights(self.student, self._student_checkpoint)
+            load_weights_strict(self.student, self._student_checkpoint, 'student')
         for comp in self.components.values():
             comp.init_weights()
 
