@@ -37,8 +37,14 @@ test: install-test
 demo: install
 	$(VPY) tools/demo.py
 
+BENCH_CONFIGS := configs/cwd/cwd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/fitnet/fitnet_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/cwd/cwd_logits_pspnet-r34_pspnet-r18_1k_toy.py
+
 bench: install
-	$(VPY) tools/benchmark.py
+	$(VPY) tools/benchmark.py $(BENCH_CONFIGS) --batch 2 --size 256 --iters 20 \
+		--loss-mode --memory --md benchmarks/results.md --json benchmarks/results.json
 
 # Removes build artefacts and caches; keeps .venv and the mmcv wheel cache
 # (~/.cache/densekd). `rm -rf .venv` for a from-scratch install.
