@@ -5,14 +5,13 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-import textwrap
 
 import torch
 
 import densekd  # noqa: F401  (safe-load allowlist for mmengine checkpoints)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DISTILL = osp.join(REPO, 'configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_12e_toy.py')
+DISTILL = osp.join(REPO, 'configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py')
 
 
 def free_port():
@@ -21,24 +20,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_process_training(tmp_path):
-    data = str(tmp_path / 'toy') + '/'
-    toy = dict(num_train=16, num_val=8)
-    cfg = tmp_path / 'cfg.py'
-    cfg.write_text(textwrap.dedent(f"""
-        _base_ = [{DISTILL!r}]
-        data_root = {data!r}
-        model = dict(teacher=dict(checkpoint=None))
-        train_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root,
-                                                           toy_params={toy!r}))
-        val_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root,
-                                                         toy_params={toy!r}))
-        test_dataloader = val_dataloader
-        val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-        test_evaluator = val_evaluator
-        train_cfg = dict(max_epochs=1, val_interval=1)
-        default_hooks = dict(logger=dict(interval=1))
-        """))
+def test_two_process_training(tmp_path, tiny_config):
+    cfg = tiny_config(DISTILL, batch_size=2)
     work = tmp_path / 'work'
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
     proc = subprocess.run(['bash', osp.join(REPO, 'tools/dist_train.sh'), str(cfg), '2',
@@ -49,6 +32,7 @@ def test_two_process_training(tmp_path):
     # 16 images over 2 processes at batch 2: 4 iterations per process, logged by rank 0
     assert 'Epoch(train) [1][4/4]' in out
     assert 'distill.fpn_cwd.loss_cwd' in out
+    assert 'teacher: teacher/coco/bbox_mAP' in out  # TeacherEvalHook under DDP
     assert 'Distributed launcher: pytorch' in out and 'Distributed training: True' in out
     ckpt = torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=True)
     assert not any(k.startswith('teacher.') for k in ckpt['state_dict'])

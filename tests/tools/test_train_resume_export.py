@@ -12,7 +12,7 @@ import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DISTILL = osp.join(REPO, 'configs/fitnet/fitnet_fpn_retinanet-r34_retinanet-r18_12e_toy.py')
+DISTILL = osp.join(REPO, 'configs/fitnet/fitnet_fpn_retinanet-r34_retinanet-r18_24e_toy.py')
 
 
 NO_FLIP = [
@@ -20,33 +20,11 @@ NO_FLIP = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='PackDetInputs')]
-
-
-def write_config(tmp, teacher_ckpt, name='cfg.py', flip=True):
-    """A 16-image copy of the FitNet toy config; without flip its pipeline is deterministic."""
-    data = osp.join(tmp, 'toy') + '/'
-    train_set = dict(data_root=data, toy_params=dict(num_train=16, num_val=8))
-    if not flip:
-        train_set['pipeline'] = NO_FLIP
-    val_set = dict(data_root=data, toy_params=dict(num_train=16, num_val=8))
-    text = textwrap.dedent(f"""
-        _base_ = [{DISTILL!r}]
-        data_root = {data!r}
-        model = dict(teacher=dict(checkpoint={teacher_ckpt!r}))
-        train_dataloader = dict(batch_size=4, dataset={train_set!r})
-        val_dataloader = dict(batch_size=4, dataset={val_set!r})
-        test_dataloader = val_dataloader
-        val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-        test_evaluator = val_evaluator
-        train_cfg = dict(max_epochs=2, val_interval=2)
-        param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-        default_hooks = dict(logger=dict(interval=1))
-        log_processor = dict(window_size=1)
-        """)
-    path = osp.join(tmp, name)
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
+TWO_EPOCHS = """
+train_cfg = dict(max_epochs=2, val_interval=2)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+log_processor = dict(window_size=1)
+"""
 
 
 def train(config, work_dir, *extra):
@@ -83,7 +61,7 @@ def teacher_ckpt(tmp_path_factory):
     import densekd  # noqa: F401
 
     tmp = tmp_path_factory.mktemp('teacher')
-    cfg = Config.fromfile(osp.join(REPO, 'configs/toy/retinanet_r34-w32_fpn_12e_toy.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs/toy/retinanet_r34-w32_fpn_24e_toy.py'))
     cfg.model['_scope_'] = 'mmdet'
     torch.manual_seed(0)
     path = str(tmp / 'teacher.pth')
@@ -91,8 +69,10 @@ def teacher_ckpt(tmp_path_factory):
     return path
 
 
-def test_resume_continues_with_identical_losses(tmp_path, teacher_ckpt):
-    cfg = write_config(str(tmp_path), teacher_ckpt, flip=False)
+def test_resume_continues_with_identical_losses(tmp_path, teacher_ckpt, tiny_config):
+    # no random flip: the resumed run's data are then identical to the uninterrupted one's
+    cfg = tiny_config(DISTILL, teacher_checkpoint=teacher_ckpt, train_pipeline=NO_FLIP,
+                      extra=TWO_EPOCHS)
     full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
     train(cfg, full)
     train(cfg, part, '--cfg-options', 'train_cfg.max_epochs=1')
@@ -107,11 +87,11 @@ def test_resume_continues_with_identical_losses(tmp_path, teacher_ckpt):
             assert b[step][key] == pytest.approx(a[step][key], rel=1e-5, abs=1e-7), (step, key)
 
 
-def test_exported_student_loads_in_plain_mmdet_with_identical_predictions(tmp_path,
-                                                                        teacher_ckpt):
-    cfg = write_config(str(tmp_path), teacher_ckpt)
+def test_exported_student_loads_in_plain_mmdet_with_identical_predictions(
+        tmp_path, teacher_ckpt, tiny_config):
+    cfg = tiny_config(DISTILL, teacher_checkpoint=teacher_ckpt)
     work = str(tmp_path / 'work')
-    train(cfg, work, '--cfg-options', 'train_cfg.max_epochs=1')
+    train(cfg, work)
     ckpt, student = osp.join(work, 'epoch_1.pth'), osp.join(work, 'epoch_1_student.pth')
     student_cfg = osp.join(work, 'student_config.py')
     assert osp.isfile(student) and osp.isfile(student_cfg)
