@@ -1,6 +1,6 @@
 """Write the student-only checkpoint (and plain config) of a distillation checkpoint.
 
-    python tools/export_student.py work_dirs/X/epoch_12.pth [--out s.pth] [--config CFG]
+    python tools/export_student.py work_dirs/X/epoch_24.pth [--out s.pth] [--config CFG]
 
 The result loads in plain mmdet/mmseg (``init_detector``/``init_model``, their test tools,
 ``load_from``) without densekd. ``--config`` also writes ``<out stem>_config.py``, the

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint: the student by default, the teacher with --teacher.
 
-    python tools/test.py CONFIG work_dirs/X/epoch_12.pth            # distilled student
-    python tools/test.py CONFIG work_dirs/X/epoch_12_student.pth    # student-only file
+    python tools/test.py CONFIG work_dirs/X/epoch_24.pth            # distilled student
+    python tools/test.py CONFIG work_dirs/X/epoch_24_student.pth    # student-only file
     python tools/test.py CONFIG --teacher                           # the teacher
 """
 import argparse

@@ -1,6 +1,6 @@
 """Train a model from a config: a distillation config or any plain mmdet/mmseg config.
 
-    python tools/train.py configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_12e_toy.py
+    python tools/train.py configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py
     python tools/train.py CONFIG --resume            # resume the latest checkpoint
     bash tools/dist_train.sh CONFIG 2                # 2 processes (GPUs, or CPU via gloo)
 """
