@@ -66,7 +66,8 @@ def peak_rss_mib() -> float:
 def peak_rss_child(args: argparse.Namespace, variant: str) -> float:
     """Peak RSS (MiB) of a child that builds the model and runs ``variant`` only."""
     cmd = [sys.executable, __file__, args.config[0], '--iters', '3', '--warmup', '1',
-           '--batch', str(args.batch), '--size', str(args.size), '--only', variant]
+           '--batch', str(args.batch), '--size', str(args.size), '--device', args.device,
+           '--only', variant]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return float(out.strip().splitlines()[-1])
 

@@ -27,6 +27,10 @@ class TeacherEvalHook(Hook):
         if runner.iter > 0 or runner.message_hub.get_info('teacher_metrics') is not None:
             return
         loop = runner.val_loop
+        if loop is None:
+            runner.logger.warning('TeacherEvalHook: no validation configured (val_cfg); '
+                                  'the teacher is not scored')
+            return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         previous, model.predict_with = model.predict_with, 'teacher'
         runner.model.eval()

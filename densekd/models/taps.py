@@ -127,7 +127,7 @@ class ModuleTap:
                 if t._version != v:
                     raise TapError(f'tap {self.path!r}: the recorded output was changed in '
                                    'place after the module returned (e.g. by an inplace '
-                                   'ReLU); set clone=True on this tap.')
+                                   'ReLU); set clone=True on the component that taps it.')
         if len(self._records) == 1:
             return list(self._records[0])
         if any(len(t) != 1 for t in self._records):
@@ -142,14 +142,17 @@ class TapSet:
     Args:
         paths: module paths to tap.
         owner: ``'student'`` or ``'teacher'``, for error messages.
+        clone: paths whose outputs are copied when recorded (see :class:`ModuleTap`).
     """
 
-    def __init__(self, paths: Iterable[str], owner: str) -> None:
+    def __init__(self, paths: Iterable[str], owner: str,
+                 clone: Iterable[str] = ()) -> None:
         self.owner = owner
+        clone = set(clone)
         self.taps: dict[str, ModuleTap] = {}
         for path in paths:
             if path not in self.taps:
-                self.taps[path] = ModuleTap(path)
+                self.taps[path] = ModuleTap(path, clone=path in clone)
         self._stop_when_complete = False
 
     def attach(self, model: nn.Module) -> None:

@@ -52,6 +52,9 @@ def allow_mmengine_checkpoint_globals() -> None:
     # 'min') etc. A plain `getattr` on the allowlist would open every attribute of every
     # allowed object; this stand-in resolves exactly those four names and nothing else.
     add([(_history_buffer_getattr, 'builtins.getattr')])
+    # checkpoints written under numpy 1.x name the same functions numpy.core.multiarray.*
+    add([(multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+         (multiarray.scalar, 'numpy.core.multiarray.scalar')])
 
 
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
@@ -69,22 +72,23 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 
 
 def load_checkpoint_file(path: str) -> dict[str, Any]:
-    """Load a checkpoint on CPU with torch's safe unpickler (local path or URL).
+    """Load a checkpoint on CPU with torch's safe unpickler (``weights_only=True``).
 
     Args:
-        path: a local file, or any scheme mmengine's ``CheckpointLoader`` knows
-            (``http(s)://``, ``torchvision://``...).
+        path: a local file, or an ``http(s)://`` URL (downloaded once into torch's hub cache,
+            then loaded with the same safe unpickler).
 
     Returns:
         The loaded object (normally a dict with ``state_dict`` and ``meta``).
     """
     if osp.isfile(path):
         return torch.load(path, map_location='cpu', weights_only=True)
-    if '://' not in path:
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if path.startswith(('http://', 'https://')):
+        return torch.hub.load_state_dict_from_url(path, map_location='cpu', weights_only=True)
+    if '://' in path:
+        raise ValueError(f'checkpoint {path!r}: densekd loads local files and http(s) URLs '
+                         'only; download it first (other schemes would bypass safe loading)')
+    raise FileNotFoundError(f'checkpoint {path!r} does not exist')
 
 
 def extract_state_dict(checkpoint: dict[str, Any]) -> OrderedDict:
@@ -93,6 +97,10 @@ def extract_state_dict(checkpoint: dict[str, Any]) -> OrderedDict:
     out = OrderedDict()
     for key, value in state.items():
         out[key[len('module.'):] if key.startswith('module.') else key] = value
+    metadata = getattr(state, '_metadata', None)
+    if metadata is not None:  # torch's per-module versions, for state-dict migrations
+        out._metadata = OrderedDict(
+            (k[len('module.'):] if k.startswith('module.') else k, v) for k, v in metadata.items())
     return out
 
 
@@ -114,7 +122,8 @@ def load_weights_strict(model: nn.Module, path: str, role: str = 'teacher') -> N
     own = model.state_dict()
     if not any(k in state for k in own) and any(k.startswith(STUDENT_PREFIX) for k in state):
         state = student_state_dict(state)
-    missing = [k for k in own if k not in state]
+    # like mmengine, a BN's num_batches_tracked may be absent (older or converted files)
+    missing = [k for k in own if k not in state and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in state if k not in own]
     shape = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
              for k in own if k in state and state[k].shape != own[k].shape]
@@ -133,7 +142,7 @@ def load_weights_strict(model: nn.Module, path: str, role: str = 'teacher') -> N
         lines.append(f'  Check that `{role}.config` is the config the checkpoint was trained '
                      'with (depth, widths, number of classes).')
         raise KeyError('\n'.join(lines))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=False)  # every other key was checked above
 
 
 def student_state_dict(state: dict[str, torch.Tensor]) -> OrderedDict:

@@ -103,6 +103,11 @@ def test_checkpoint_holds_no_teacher_and_loads_back(det_paths):
     assert any(k.startswith('student.') for k in state)
     result = model.load_state_dict(state, strict=True)
     assert result.missing_keys == [] and result.unexpected_keys == []
+    wrapper = torch.nn.Module()  # keys gain a prefix under DDP / EMA wrappers
+    wrapper.module = model
+    wrapped = wrapper.state_dict()
+    assert not any(k.startswith('module.teacher.') for k in wrapped)
+    wrapper.load_state_dict(wrapped, strict=True)
 
 
 def test_teacher_checkpoint_mismatch_names_the_keys(det_paths, tmp_path):
@@ -160,3 +165,33 @@ def test_student_checkpoint_initialises_the_student_strictly(det_paths, tmp_path
     model.init_weights()
     for key, value in source.student.state_dict().items():
         assert torch.equal(model.student.state_dict()[key], value), key
+
+
+def test_tap_changed_in_place_needs_clone(det_paths):
+    # mmdet's ResNet stem: bn1 -> ReLU(inplace=True) rewrites bn1's output
+    comp = dict(type='densekd.FeatureMimic', student='backbone.bn1', teacher='backbone.bn1',
+                projector=dict(type='densekd.ConvProjector'), loss=dict(type='densekd.L2Loss'))
+    with pytest.raises(TapError, match='clone=True'):
+        build(det_paths, [comp])
+    model = build(det_paths, [dict(comp, clone=True)])
+    assert model.student_taps.taps['backbone.bn1'].clone
+
+
+def test_teacher_checkpoint_without_num_batches_tracked_loads(det_paths, tmp_path):
+    student, teacher = det_paths
+    source = build(det_paths)
+    state = {k: v for k, v in source.teacher.state_dict().items()
+             if not k.endswith('num_batches_tracked')}
+    path = tmp_path / 'old_style.pth'
+    torch.save({'state_dict': state}, path)
+    model = DistillationModel(student=dict(config=student), components=[CWD],
+                              teacher=dict(config=teacher, checkpoint=str(path)))
+    key = 'backbone.conv1.weight'
+    assert torch.equal(model.teacher.state_dict()[key], state[key])
+
+
+def test_init_cfg_is_refused(det_paths):
+    student, teacher = det_paths
+    with pytest.raises(ValueError, match='student.checkpoint'):
+        DistillationModel(student=dict(config=student), teacher=dict(config=teacher),
+                          components=[CWD], init_cfg=dict(type='Pretrained', checkpoint='x.pth'))

@@ -31,6 +31,8 @@ class DistillComponent(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.student_taps: list[str] = []
         self.teacher_taps: list[str] = []
+        # taps whose outputs must be copied when recorded (changed in place afterwards)
+        self.clone_taps: dict[str, set[str]] = {'student': set(), 'teacher': set()}
 
     def setup(self, student_shapes: TapShapes, teacher_shapes: TapShapes) -> None:
         """Build projectors etc. from the dry-run shapes (one torch.Size per level)."""

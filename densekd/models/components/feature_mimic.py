@@ -36,17 +36,22 @@ class FeatureMimic(DistillComponent):
             channel counts differ, unless the loss sets ``requires_equal_channels = False``.
         resize: bilinearly resize the student map to the teacher's size when they differ
             (otherwise a size mismatch is an error).
+        clone: copy the tapped outputs when recorded; needed only for modules whose output
+            the model then changes in place (e.g. a BN followed by an inplace ReLU).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, student: str, teacher: str, loss: dict | nn.Module,
                  levels: Sequence[int] | None = None, projector: dict | None = None,
-                 resize: bool = False, init_cfg: dict | None = None) -> None:
+                 resize: bool = False, clone: bool = False,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.student = student
         self.teacher = teacher
         self.student_taps = [student]
         self.teacher_taps = [teacher]
+        if clone:
+            self.clone_taps = {'student': {student}, 'teacher': {teacher}}
         self.loss = loss if isinstance(loss, nn.Module) else MODELS.build(loss)
         self.levels = None if levels is None else list(levels)
         self.projector_cfg = projector

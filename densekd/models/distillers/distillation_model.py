@@ -31,9 +31,19 @@ def _drop_teacher_state(module: nn.Module, state_dict: dict, prefix: str,
 
 
 def _ignore_missing_teacher(module: nn.Module, incompatible_keys) -> None:
-    """load_state_dict post-hook: teacher weights are not expected in our checkpoints."""
+    """load_state_dict post-hook: teacher weights are not expected in our checkpoints.
+
+    Keys may carry a wrapper's prefix (``module.teacher.*`` under DDP or EMA), so a key is
+    the teacher's when its part after ``teacher.`` names a teacher entry.
+    """
+    own = set(module.teacher.state_dict())
+
+    def is_teacher(key: str) -> bool:
+        head, sep, rest = key.partition(TEACHER_PREFIX)
+        return bool(sep) and (head == '' or head.endswith('.')) and rest in own
+
     missing = incompatible_keys.missing_keys
-    missing[:] = [k for k in missing if not k.startswith(TEACHER_PREFIX)]
+    missing[:] = [k for k in missing if not is_teacher(k)]
 
 
 def _snake(name: str) -> str:
@@ -92,7 +102,7 @@ class DistillationModel(BaseModel):
         predict_with: ``'student'`` (default) or ``'teacher'`` for ``predict``.
         dry_run_size: (H, W) of the zero image of the dry run.
         teacher_early_exit: stop the teacher once its taps have recorded.
-        init_cfg: mmengine init config.
+        init_cfg: not supported (raises); use ``student.checkpoint``.
     """
 
     def __init__(self, student: dict | str, teacher: dict | str,
@@ -100,11 +110,17 @@ class DistillationModel(BaseModel):
                  data_preprocessor: dict | nn.Module | None = None,
                  predict_with: str = 'student', dry_run_size: Sequence[int] = (128, 128),
                  teacher_early_exit: bool = True, init_cfg: dict | None = None) -> None:
+        if init_cfg is not None:
+            raise ValueError('DistillationModel: init_cfg is not applied; initialise the '
+                             'student with student.checkpoint=...')
         s_spec = load_model_spec(student, 'student')
         t_spec = load_model_spec(teacher, 'teacher')
         if data_preprocessor is None:
             data_preprocessor = s_spec.data_preprocessor()
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # the normalisation the batch really gets, which the teacher adapter starts from
+        student_pre = data_preprocessor if isinstance(data_preprocessor, dict) else \
+            s_spec.model.get('data_preprocessor')
+        super().__init__(data_preprocessor=data_preprocessor)
         self.student = MODELS.build(s_spec.model)
         self.teacher = MODELS.build(t_spec.model)
         self._student_checkpoint = s_spec.checkpoint
@@ -116,7 +132,7 @@ class DistillationModel(BaseModel):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.teacher_input = build_teacher_input_adapter(
-            s_spec.model.get('data_preprocessor'), t_spec.model.get('data_preprocessor'))
+            student_pre, t_spec.model.get('data_preprocessor'))
         if predict_with not in ('student', 'teacher'):
             raise ValueError(f"predict_with must be 'student' or 'teacher', got {predict_with!r}")
         self.predict_with = predict_with
@@ -136,10 +152,11 @@ class DistillationModel(BaseModel):
             while name in self.components:
                 name, i = f'{base}_{i}', i + 1
             self.components[name] = comp
-        self.student_taps = TapSet((p for c in self.components.values() for p in c.student_taps),
-                                   'student')
-        self.teacher_taps = TapSet((p for c in self.components.values() for p in c.teacher_taps),
-                                   'teacher')
+        comps = list(self.components.values())
+        self.student_taps = TapSet((p for c in comps for p in c.student_taps), 'student',
+                                   clone=set().union(*(c.clone_taps['student'] for c in comps)))
+        self.teacher_taps = TapSet((p for c in comps for p in c.teacher_taps), 'teacher',
+                                   clone=set().union(*(c.clone_taps['teacher'] for c in comps)))
         self.student_taps.attach(self.student)
         self.teacher_taps.attach(self.teacher)
         self._dry_run(tuple(dry_run_size))
