@@ -53,7 +53,8 @@ def run_one(config: str, work_dir: str, epochs: int | None, options: dict) -> No
         step = cfg.param_scheduler[1]
         step.end = epochs
         step.milestones = [max(1, round(m * epochs / base)) for m in step.milestones]
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1  # evaluate once, below
+    length = cfg.train_cfg.get('max_epochs', cfg.train_cfg.get('max_iters'))
+    cfg.train_cfg.val_interval = length + 1  # evaluate once, below
     cfg.default_hooks.logger.interval = 50
     cfg.merge_from_dict(options)
     runner = Runner.from_cfg(cfg)
@@ -63,7 +64,8 @@ def run_one(config: str, work_dir: str, epochs: int | None, options: dict) -> No
     metrics = {k: float(v) for k, v in runner.test().items()}
     with open(osp.join(work_dir, 'demo_result.json'), 'w') as f:
         json.dump(dict(config=config, train_seconds=seconds, metrics=metrics,
-                       max_epochs=cfg.train_cfg.max_epochs), f, indent=2)
+                       max_epochs=cfg.train_cfg.get('max_epochs'),
+                       max_iters=cfg.train_cfg.get('max_iters')), f, indent=2)
 
 
 def launch(name: str, config: str, work: str, epochs: int | None, options: dict,
