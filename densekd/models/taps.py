@@ -83,11 +83,6 @@ class ModuleTap:
             self._handle.remove()
             self._handle = None
 
-    @property
-    def attached(self) -> bool:
-        """Whether the hook is registered."""
-        return self._handle is not None
-
     def _hook(self, module: nn.Module, args: tuple, output) -> None:
         if not self._recording:
             return

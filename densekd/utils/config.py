@@ -59,15 +59,12 @@ class ModelSpec:
         model: the model config dict, with ``_scope_`` set so it builds from any scope.
         scope: the registry scope the model belongs to (``mmdet``, ``mmseg``...).
         checkpoint: optional checkpoint path or URL.
-        config: the full config the model came from, when given as a file.
     """
 
-    def __init__(self, model: ConfigDict, scope: str | None, checkpoint: str | None,
-                 config: Config | None) -> None:
+    def __init__(self, model: ConfigDict, scope: str | None, checkpoint: str | None) -> None:
         self.model = model
         self.scope = scope
         self.checkpoint = checkpoint
-        self.config = config
 
     def data_preprocessor(self) -> dict | None:
         """The model's own data preprocessor config, scoped, or None."""
@@ -101,7 +98,6 @@ def load_model_spec(spec: dict[str, Any] | str, role: str) -> ModelSpec:
     if ('config' in spec) == ('model' in spec):
         raise ValueError(f'{role}: give exactly one of `config` (a config file) or `model` '
                          '(an inline model dict)')
-    full_cfg = None
     if 'config' in spec:
         full_cfg = Config.fromfile(resolve_config_path(spec['config']))
         if 'model' not in full_cfg:
@@ -118,7 +114,7 @@ def load_model_spec(spec: dict[str, Any] | str, role: str) -> ModelSpec:
         scope = model_type.split('.', 1)[0]
     if scope is not None:
         model.setdefault('_scope_', scope)
-    return ModelSpec(model, scope, spec.get('checkpoint'), full_cfg)
+    return ModelSpec(model, scope, spec.get('checkpoint'))
 
 
 def _deploy_types(node: Any) -> Any:

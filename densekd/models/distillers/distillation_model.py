@@ -178,8 +178,7 @@ class DistillationModel(BaseModel):
                     shapes[name] = {}
                     continue
                 model.eval()
-                inputs = x if name == 'student' or self.teacher_input is None else \
-                    self.teacher_input(x)
+                inputs = x if name == 'student' else self.teacher_inputs(x)
                 with torch.no_grad(), taps.recording():
                     model(inputs, _dummy_data_samples(model, *size), mode='tensor')
                 for path, tap in taps.taps.items():
