@@ -29,7 +29,12 @@ class FeatureMimic(DistillComponent):
     Args:
         student: student module path.
         teacher: teacher module path.
-        loss: a registered loss taking ``(preds_S, preds_T)`` per level.
+        loss: a registered loss taking ``(preds_S, preds_T)`` per level. Two optional class
+            attributes change how it is used: ``per_level = True`` builds one instance per
+            level with ``channels=<teacher channels>`` added to the config (losses with
+            parameters, e.g. MGD's generator, FGD's GcBlocks; ``loss`` must then be a dict);
+            ``uses_data_samples = True`` calls it as ``loss(s, t, data_samples)`` (FGD
+            reads the ground-truth boxes).
         levels: which levels to use; default all.
         projector: config of a projector applied to each student level, one instance per
             level, ``in_channels``/``out_channels`` filled from the dry run. Required when
@@ -52,7 +57,22 @@ class FeatureMimic(DistillComponent):
         self.teacher_taps = [teacher]
         if clone:
             self.clone_taps = {'student': {student}, 'teacher': {teacher}}
-        self.loss = loss if isinstance(loss, nn.Module) else MODELS.build(loss)
+        loss_cls = type(loss) if isinstance(loss, nn.Module) else MODELS.get(loss['type'])
+        if loss_cls is None:
+            raise KeyError(f'FeatureMimic: loss type {loss["type"]!r} is not registered; '
+                           'check the name or add its module to custom_imports')
+        self.per_level = bool(getattr(loss_cls, 'per_level', False))
+        if self.per_level and isinstance(loss, nn.Module):
+            raise TypeError(f'FeatureMimic: {loss_cls.__name__} is built per level from the '
+                            'dry-run channels; pass it as a config dict')
+        self.loss_cfg = loss
+        # per-level losses are built in setup(); until then self.loss is None
+        self.loss = None if self.per_level else (
+            loss if isinstance(loss, nn.Module) else MODELS.build(loss))
+        self.losses = nn.ModuleList()
+        self.uses_data_samples = bool(getattr(loss_cls, 'uses_data_samples', False))
+        self._loss_name = getattr(loss_cls, 'loss_name', loss_cls.__name__.lower())
+        self.requires_equal_channels = bool(getattr(loss_cls, 'requires_equal_channels', True))
         self.levels = None if levels is None else list(levels)
         self.projector_cfg = projector
         self.resize = resize
@@ -61,7 +81,7 @@ class FeatureMimic(DistillComponent):
     @property
     def loss_key(self) -> str:
         """The log key of this component's loss, ``loss_<loss name>``."""
-        return 'loss_' + getattr(self.loss, 'loss_name', type(self.loss).__name__.lower())
+        return 'loss_' + self._loss_name
 
     def _select(self, levels: list) -> list:
         if self.levels is None:
@@ -83,8 +103,7 @@ class FeatureMimic(DistillComponent):
             if len(s) < 2 or len(t) < 2:
                 raise ValueError(f'FeatureMimic: level {i} has shapes {tuple(s)} / {tuple(t)}; '
                                  'expected (N, C, ...) maps')
-            if s[1] != t[1] and self.projector_cfg is None and getattr(
-                    self.loss, 'requires_equal_channels', True):
+            if s[1] != t[1] and self.projector_cfg is None and self.requires_equal_channels:
                 raise ValueError(
                     f'FeatureMimic {self.student!r} -> {self.teacher!r}: level {i} has '
                     f'{s[1]} student channels and {t[1]} teacher channels, and no projector. '
@@ -98,6 +117,9 @@ class FeatureMimic(DistillComponent):
             self.projectors = nn.ModuleList(
                 MODELS.build(dict(self.projector_cfg, in_channels=s[1], out_channels=t[1]))
                 for s, t in zip(s_shapes, t_shapes))
+        if self.per_level:
+            self.losses = nn.ModuleList(
+                MODELS.build(dict(self.loss_cfg, channels=t[1])) for t in t_shapes)
 
     def forward(self, student: TapLevels, teacher: TapLevels,
                 data_samples: list[Any] | None = None) -> dict[str, Tensor]:
@@ -113,6 +135,7 @@ class FeatureMimic(DistillComponent):
                     raise ValueError(f'FeatureMimic level {i}: student {tuple(s.shape)} vs '
                                      f'teacher {tuple(t.shape)}; set resize=True')
                 s = F.interpolate(s, size=t.shape[2:], mode='bilinear', align_corners=False)
-            value = self.loss(s, t)
+            loss = self.losses[i] if self.per_level else self.loss
+            value = loss(s, t, data_samples) if self.uses_data_samples else loss(s, t)
             total = value if total is None else total + value
         return {self.loss_key: total}
