@@ -1,10 +1,15 @@
 """Time distillation configs against their floor (student step + teacher forward).
 
-    python tools/benchmark.py CONFIG [CONFIG ...] [--iters 20 --batch 2 --size 256
-        --device cpu] [--loss-mode] [--memory] [--json out.json] [--md out.md]
+    python tools/benchmark.py CONFIG [CONFIG ...] [--iters 20 --batch 2 [4 ...]
+        --size 256 [512 ...] --device cpu] [--loss-mode] [--speedups] [--memory]
+        [--json out.json] [--md out.md]
 
 Prints a table of medians (ms), images/s, the ratio distill / (student + teacher) and, with
-``--memory``, peak memory per variant (CUDA max allocated; on CPU the peak RSS of a child
+``--memory``, peak memory per variant. Several ``--batch``/``--size`` values time every
+combination (the scaling table). ``--speedups`` also times the teacher-side options of
+:class:`DistillationModel` (``teacher_inference_mode``, ``teacher_channels_last``,
+``teacher_autocast``), each as its own teacher forward and distillation step, in the same
+interleaved rounds (CUDA max allocated; on CPU the peak RSS of a child
 process that builds both models, resets its RSS high-water mark, then runs only that
 variant, so each CPU figure includes the libraries and both models' weights). The teacher
 keeps random weights: cost does not depend on them.
@@ -32,11 +37,18 @@ from densekd.registry import MODELS  # noqa: E402
 from densekd.utils.benchmark import make_batch, step_functions, time_interleaved  # noqa: E402
 
 VARIANTS = ('student', 'teacher', 'distill', 'teacher_loss_mode')
+# teacher-side options timed by --speedups (bf16 autocast runs on CPU too; fp16 only on CUDA)
+SPEEDUPS = {
+    'inference_mode': dict(teacher_inference_mode=True),
+    'channels_last': dict(teacher_channels_last=True),
+    'bf16': dict(teacher_autocast='bf16'),
+}
 
 
-def build(config: str, device: str):
+def build(config: str, device: str, **options):
     cfg = Config.fromfile(config)
     cfg.model.teacher.checkpoint = None
+    cfg.model.update(options)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')), \
             warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -77,11 +89,13 @@ def main() -> None:
     parser.add_argument('config', nargs='+')
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--batch', type=int, default=2)
-    parser.add_argument('--size', type=int, default=256)
+    parser.add_argument('--batch', type=int, nargs='+', default=[2])
+    parser.add_argument('--size', type=int, nargs='+', default=[256])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--loss-mode', action='store_true',
                         help='also time the teacher in mode=loss (a generic distiller)')
+    parser.add_argument('--speedups', action='store_true',
+                        help='also time the teacher-side options (' + ', '.join(SPEEDUPS) + ')')
     parser.add_argument('--memory', action='store_true', help='measure peak memory too')
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--md', help='write a summary table (markdown) here')
@@ -89,6 +103,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.only:  # memory child: build, run one variant, print its peak RSS in MiB
+        args.batch, args.size = args.batch[0], args.size[0]
         fns = prepare(args, args.config[0], with_loss_mode=True)
         reset = reset_peak_rss()
         for _ in range(args.warmup + args.iters):
@@ -96,7 +111,12 @@ def main() -> None:
         print(peak_rss_mib() if reset else resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
-    results = [bench_one(args, config) for config in args.config]
+    results = []
+    for config in args.config:
+        for batch in args.batch:
+            for size in args.size:
+                one = argparse.Namespace(**{**vars(args), 'batch': batch, 'size': size})
+                results.append(bench_one(one, config))
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
@@ -105,21 +125,33 @@ def main() -> None:
         write_summary(args, results)
 
 
-def prepare(args: argparse.Namespace, config: str, with_loss_mode: bool) -> dict:
+def prepare(args: argparse.Namespace, config: str, with_loss_mode: bool,
+            speedups: bool = False) -> dict:
+    """Step closures on one preprocessed batch; with ``speedups``, one extra model per
+    teacher option (same weights) adds ``teacher+<option>`` and ``distill+<option>``."""
     model = build(config, args.device)
     batch = make_batch(model, args.batch, args.size)
     data = model.data_preprocessor(batch, True)
-    return step_functions(model, data, with_loss_mode=with_loss_mode)
+    fns = step_functions(model, data, with_loss_mode=with_loss_mode)
+    if speedups:
+        for name, options in SPEEDUPS.items():
+            fast = build(config, args.device, **options)
+            fast.load_state_dict(model.state_dict())
+            fast.teacher.load_state_dict(model.teacher.state_dict())
+            extra = step_functions(fast, data)
+            fns[f'teacher+{name}'] = extra['teacher']
+            fns[f'distill+{name}'] = extra['distill']
+    return fns
 
 
 def bench_one(args: argparse.Namespace, config: str) -> dict:
     """Time one config; print its table; return the numbers."""
-    fns = prepare(args, config, args.loss_mode)
+    fns = prepare(args, config, args.loss_mode, args.speedups)
     sync = torch.cuda.synchronize if args.device.startswith('cuda') else None
     res = time_interleaved(fns, args.iters, args.warmup, sync=sync)
     memory = {}
     if args.memory:
-        for name in fns:
+        for name in [n for n in fns if n in VARIANTS]:
             if args.device.startswith('cuda'):
                 torch.cuda.reset_peak_memory_stats()
                 fns[name]()
@@ -129,10 +161,16 @@ def bench_one(args: argparse.Namespace, config: str) -> dict:
                 child = argparse.Namespace(**{**vars(args), 'config': [config]})
                 memory[name] = peak_rss_child(child, name)
     rows = ['| variant | median ms | images/s | peak MiB |', '|---|---|---|---|']
-    for name in [n for n in VARIANTS if n in fns]:
+    for name in [n for n in VARIANTS if n in fns] + [n for n in fns if n not in VARIANTS]:
         mem = f'{memory[name]:.0f}' if name in memory else '-'
         rows.append(f'| {name} | {res[name] * 1e3:.1f} | {args.batch / res[name]:.1f} | {mem} |')
     rows.append(f'| floor (student + teacher) | {res["floor"] * 1e3:.1f} | | |')
+    for name in SPEEDUPS:
+        if f'distill+{name}' in res:
+            res[f'ratio+{name}'] = res[f'distill+{name}'] / res['floor']
+            print_speedup = (f'{name}: teacher {res[f"teacher+{name}"] / res["teacher"]:.3f}x'
+                             f' of plain, distill {res[f"ratio+{name}"]:.3f}x plain floor')
+            rows.append(f'| ({print_speedup}) | | | |')
     print(f'\n{osp.relpath(config, REPO)}: batch {args.batch}, {args.size} px, '
           f'{args.device}, {args.iters} interleaved rounds, torch threads '
           f'{torch.get_num_threads()}')
@@ -149,21 +187,35 @@ def bench_one(args: argparse.Namespace, config: str) -> dict:
 
 
 def write_summary(args: argparse.Namespace, results: list[dict]) -> None:
-    """One markdown table over all configs, with the command that produced it."""
-    cmd = 'python tools/benchmark.py ' + ' '.join(sys.argv[1:])
+    """Markdown tables over all runs, with the command that produced them."""
+    cmd = 'python tools/benchmark.py ' + ' '.join(
+        osp.relpath(a, REPO) if osp.isabs(a) else a for a in sys.argv[1:])
     lines = [f'Produced by `{cmd}` on {results[0]["device"]} ({results[0]["threads"]} torch '
-             f'threads), batch {args.batch}, {args.size} px, medians of {args.iters} '
-             'interleaved rounds.', '',
-             '| config | student ms | teacher ms | distill ms | ratio distill/(student+teacher)'
-             ' | distill images/s | peak MiB student / teacher / distill |',
-             '|---|---|---|---|---|---|---|']
+             f'threads), medians of {args.iters} interleaved rounds.', '',
+             '| config | batch | px | student ms | teacher ms | distill ms | ratio '
+             'distill/(student+teacher) | distill images/s | peak MiB student / teacher / '
+             'distill |', '|---|---|---|---|---|---|---|---|---|']
     for r in results:
         mem = r['memory_mib']
         mem_s = ' / '.join(f'{mem[k]:.0f}' for k in ('student', 'teacher', 'distill')) \
             if mem else '-'
-        lines.append(f'| `{r["config"]}` | {r["student"] * 1e3:.1f} | {r["teacher"] * 1e3:.1f}'
-                     f' | {r["distill"] * 1e3:.1f} | **{r["ratio"]:.3f}** | '
-                     f'{args.batch / r["distill"]:.1f} | {mem_s} |')
+        lines.append(f'| `{r["config"]}` | {r["batch"]} | {r["size"]} | '
+                     f'{r["student"] * 1e3:.1f} | {r["teacher"] * 1e3:.1f} | '
+                     f'{r["distill"] * 1e3:.1f} | **{r["ratio"]:.3f}** | '
+                     f'{r["batch"] / r["distill"]:.1f} | {mem_s} |')
+    fast = [r for r in results if any(f'ratio+{n}' in r for n in SPEEDUPS)]
+    if fast:
+        lines += ['', 'Teacher-side options: teacher forward time relative to the plain '
+                  '`no_grad` teacher, and the distillation step with that option relative '
+                  'to the plain floor (student + plain teacher).', '',
+                  '| config | batch | px | ' + ' | '.join(
+                      f'{n}: teacher / distill ratio' for n in SPEEDUPS) + ' |',
+                  '|---|---|---|' + '---|' * len(SPEEDUPS)]
+        for r in fast:
+            cells = [f'{r[f"teacher+{n}"] / r["teacher"]:.3f} / {r[f"ratio+{n}"]:.3f}'
+                     for n in SPEEDUPS]
+            lines.append(f'| `{r["config"]}` | {r["batch"]} | {r["size"]} | '
+                         + ' | '.join(cells) + ' |')
     os.makedirs(osp.dirname(osp.abspath(args.md)), exist_ok=True)
     with open(args.md, 'w') as f:
         f.write('\n'.join(lines) + '\n')

@@ -8,7 +8,7 @@ across FPN levels), or a single tensor.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from torch import Tensor, nn
@@ -47,6 +47,12 @@ def nearby_module_names(model: nn.Module, path: str, limit: int = 12) -> list[st
 
 
 @TASK_UTILS.register_module()
+def _versions(tensors: list[Tensor]) -> list[int | None]:
+    """Version counters; None for inference tensors, which have none (an in-place change
+    inside an ``inference_mode`` forward goes unnoticed: use ``clone=True`` there)."""
+    return [None if t.is_inference() else t._version for t in tensors]
+
+
 class ModuleTap:
     """Record the outputs of the module at ``path`` (a ``named_modules()`` name).
 
@@ -97,7 +103,7 @@ class ModuleTap:
         if self.clone:
             tensors = [t.clone() for t in tensors]
         self._records.append(tensors)
-        self._versions.append([t._version for t in tensors])
+        self._versions.append(_versions(tensors))
         if self._on_record is not None:
             self._on_record()
 
@@ -105,6 +111,11 @@ class ModuleTap:
         """Drop everything recorded."""
         self._records = []
         self._versions = []
+
+    def convert(self, fn: Callable[[Tensor], Tensor]) -> None:
+        """Replace every recorded tensor ``t`` by ``fn(t)`` (e.g. a dtype or layout change)."""
+        self._records = [[fn(t) for t in tensors] for tensors in self._records]
+        self._versions = [_versions(tensors) for tensors in self._records]
 
     @property
     def num_calls(self) -> int:
@@ -119,7 +130,7 @@ class ModuleTap:
                            'takes (the teacher runs only as far as its taps need).')
         for tensors, versions in zip(self._records, self._versions):
             for t, v in zip(tensors, versions):
-                if t._version != v:
+                if v is not None and t._version != v:
                     raise TapError(f'tap {self.path!r}: the recorded output was changed in '
                                    'place after the module returned (e.g. by an inplace '
                                    'ReLU); set clone=True on the component that taps it.')
@@ -191,6 +202,11 @@ class TapSet:
             self._stop_when_complete = False
             for tap in self.taps.values():
                 tap._recording = False
+
+    def convert(self, fn: Callable[[Tensor], Tensor]) -> None:
+        """Apply ``fn`` to every recorded tensor of every tap."""
+        for tap in self.taps.values():
+            tap.convert(fn)
 
     def levels(self, path: str) -> list[Tensor]:
         """The levels recorded by the tap on ``path``."""

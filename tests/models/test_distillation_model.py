@@ -195,3 +195,35 @@ def test_init_cfg_is_refused(det_paths):
     with pytest.raises(ValueError, match='student.checkpoint'):
         DistillationModel(student=dict(config=student), teacher=dict(config=teacher),
                           components=[CWD], init_cfg=dict(type='Pretrained', checkpoint='x.pth'))
+
+
+@pytest.mark.parametrize('options, tol', [
+    (dict(teacher_inference_mode=True), 0.0),
+    (dict(teacher_channels_last=True), 1e-5),
+    (dict(teacher_inference_mode=True, teacher_channels_last=True), 1e-5),
+    (dict(teacher_autocast='bf16'), 0.05),
+])
+def test_teacher_speed_options_keep_the_loss(det_paths, det_batch, options, tol):
+    # same weights, same batch: the distillation loss must match the plain no_grad teacher
+    # (exactly for inference_mode, to float rounding for channels-last, to bf16 precision)
+    plain = build(det_paths)
+    fast = build(det_paths, **options)
+    fast.load_state_dict(plain.state_dict())
+    fast.teacher.load_state_dict(plain.teacher.state_dict())
+    data = plain.data_preprocessor(det_batch(), True)
+    ref = plain.loss(**data)['distill.fpn_cwd.loss_cwd']
+    losses = fast.loss(**data)
+    got = losses['distill.fpn_cwd.loss_cwd']
+    assert got.item() == pytest.approx(ref.item(), rel=tol, abs=1e-6)
+    fast.parse_losses(losses)[0].backward()  # inference tensors would fail here
+    assert any(p.grad is not None for p in fast.student.parameters())
+    assert all(p.grad is None for p in fast.teacher.parameters())
+    fast.run_teacher(data['inputs'], data['data_samples'])
+    for level in fast.teacher_taps.levels('neck'):
+        assert level.dtype == torch.float32 and level.is_contiguous()
+        assert not level.is_inference()
+
+
+def test_teacher_autocast_is_checked(det_paths):
+    with pytest.raises(ValueError, match="'bf16' or 'fp16'"):
+        build(det_paths, teacher_autocast='half')

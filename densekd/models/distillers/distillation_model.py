@@ -1,6 +1,7 @@
 """DistillationModel: one mmengine model holding a student, a frozen teacher and components."""
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -102,6 +103,15 @@ class DistillationModel(BaseModel):
         predict_with: ``'student'`` (default) or ``'teacher'`` for ``predict``.
         dry_run_size: (H, W) of the zero image of the dry run.
         teacher_early_exit: stop the teacher once its taps have recorded.
+        teacher_inference_mode: run the teacher under ``torch.inference_mode`` instead of
+            ``no_grad`` (no version counters or view tracking); the recorded maps are then
+            copied once into normal tensors so the losses can use them in autograd.
+        teacher_autocast: ``'bf16'`` or ``'fp16'``: run the teacher under ``torch.autocast``
+            in that dtype (a GPU speed-up; bf16 also runs on CPU); the recorded maps are cast
+            back to float32.
+        teacher_channels_last: keep the teacher's weights and input in channels-last memory
+            format (faster convolutions on GPUs with tensor cores and some CPUs); recorded
+            maps are made contiguous again.
         init_cfg: not supported (raises); use ``student.checkpoint``.
     """
 
@@ -109,7 +119,9 @@ class DistillationModel(BaseModel):
                  components: Sequence[dict | DistillComponent] = (),
                  data_preprocessor: dict | nn.Module | None = None,
                  predict_with: str = 'student', dry_run_size: Sequence[int] = (128, 128),
-                 teacher_early_exit: bool = True, init_cfg: dict | None = None) -> None:
+                 teacher_early_exit: bool = True, teacher_inference_mode: bool = False,
+                 teacher_autocast: str | None = None, teacher_channels_last: bool = False,
+                 init_cfg: dict | None = None) -> None:
         if init_cfg is not None:
             raise ValueError('DistillationModel: init_cfg is not applied; initialise the '
                              'student with student.checkpoint=...')
@@ -137,6 +149,14 @@ class DistillationModel(BaseModel):
             raise ValueError(f"predict_with must be 'student' or 'teacher', got {predict_with!r}")
         self.predict_with = predict_with
         self.teacher_early_exit = teacher_early_exit
+        if teacher_autocast not in (None, 'bf16', 'fp16'):
+            raise ValueError(f"teacher_autocast must be None, 'bf16' or 'fp16', got "
+                             f'{teacher_autocast!r}')
+        self.teacher_autocast = teacher_autocast
+        self.teacher_inference_mode = teacher_inference_mode
+        self.teacher_channels_last = teacher_channels_last
+        if teacher_channels_last:
+            self.teacher.to(memory_format=torch.channels_last)
         self.distill_weight = 1.0
         self.components = nn.ModuleDict()
         for comp in components:
@@ -230,11 +250,25 @@ class DistillationModel(BaseModel):
         """Run the teacher under no_grad until every teacher tap has recorded."""
         if not len(self.teacher_taps):
             return
-        with torch.no_grad(), self.teacher_taps.recording(self.teacher_early_exit):
+        grad_off = torch.inference_mode() if self.teacher_inference_mode else torch.no_grad()
+        autocast = contextlib.nullcontext()
+        if self.teacher_autocast is not None:
+            dtype = torch.bfloat16 if self.teacher_autocast == 'bf16' else torch.float16
+            autocast = torch.autocast(inputs.device.type, dtype=dtype)
+        with grad_off, autocast, self.teacher_taps.recording(self.teacher_early_exit):
+            x = self.teacher_inputs(inputs)
+            if self.teacher_channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             try:
-                self.teacher(self.teacher_inputs(inputs), data_samples, mode='tensor')
+                self.teacher(x, data_samples, mode='tensor')
             except StopForward:
                 pass
+        if self.teacher_inference_mode or self.teacher_autocast or self.teacher_channels_last:
+            # inference tensors cannot be saved for backward: one copy into normal tensors
+            copy = self.teacher_inference_mode
+            self.teacher_taps.convert(lambda t: t.to(
+                dtype=torch.float32 if t.is_floating_point() else t.dtype,
+                memory_format=torch.contiguous_format, copy=copy))
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict[str, Tensor]:
         """The student's own losses plus ``distill.<component>.loss_*``."""
