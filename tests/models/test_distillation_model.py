@@ -227,3 +227,33 @@ def test_teacher_speed_options_keep_the_loss(det_paths, det_batch, options, tol)
 def test_teacher_autocast_is_checked(det_paths):
     with pytest.raises(ValueError, match="'bf16' or 'fp16'"):
         build(det_paths, teacher_autocast='half')
+
+
+def test_components_share_one_teacher_pass(det_paths, det_batch):
+    # CWD and PKD on the FPN plus MGD on a backbone stage: one teacher forward serves all
+    pkd = dict(type='densekd.FeatureMimic', name='fpn_pkd', student='neck', teacher='neck',
+               levels=[0, 1], loss=dict(type='densekd.PKDLoss', loss_weight=1.0))
+    mgd = dict(type='densekd.FeatureMimic', name='c5_mgd', student='backbone.layer4',
+               teacher='backbone.layer4', projector=dict(type='densekd.ConvProjector'),
+               loss=dict(type='densekd.MGDLoss', loss_weight=1e-4))
+    model = build(det_paths, components=(CWD, pkd, mgd))
+    backbone_calls = count_calls(model.teacher.backbone)
+    neck_calls = count_calls(model.teacher.neck)
+    losses = model.loss(**model.data_preprocessor(det_batch(), True))
+    assert backbone_calls == [1] and neck_calls == [1]
+    for key in ('distill.fpn_cwd.loss_cwd', 'distill.fpn_pkd.loss_pkd',
+                'distill.c5_mgd.loss_mgd'):
+        assert torch.isfinite(losses[key]) and losses[key] > 0, key
+    # the MGD generator is sized from the teacher's layer4, not the student's
+    gen = model.components['c5_mgd'].losses[0].generation[0]
+    assert gen.in_channels == model.teacher.backbone.layer4[-1].conv2.out_channels
+
+
+def test_per_level_loss_must_be_a_config(det_paths):
+    from densekd.models.components import FeatureMimic
+    from densekd.models.losses import MGDLoss
+
+    with pytest.raises(TypeError, match='config dict'):
+        FeatureMimic(student='neck', teacher='neck', loss=MGDLoss(channels=8))
+    with pytest.raises(KeyError, match='not registered'):
+        FeatureMimic(student='neck', teacher='neck', loss=dict(type='densekd.NoSuchLoss'))
