@@ -17,6 +17,7 @@ heights; here any size difference triggers the resize.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -27,12 +28,8 @@ __all__ = ['pkd_loss', 'PKDLoss']
 
 def _standardize_channels(feat: Tensor, eps: float = 1e-6) -> Tensor:
     """(N, C, H, W) -> same shape, each channel standardised over its N*H*W values."""
-    n, c, h, w = feat.shape
-    flat = feat.transpose(0, 1).reshape(c, -1)
-    mean = flat.mean(dim=1, keepdim=True)
-    std = flat.std(dim=1, keepdim=True)  # unbiased, as MMRazor
-    flat = (flat - mean) / (std + eps)
-    return flat.reshape(c, n, h, w).transpose(0, 1)
+    var, mean = torch.var_mean(feat, dim=(0, 2, 3), keepdim=True)  # unbiased, as MMRazor
+    return (feat - mean) / (var.sqrt() + eps)
 
 
 def pkd_loss(preds_S: Tensor, preds_T: Tensor, resize_stu: bool = True) -> Tensor:
