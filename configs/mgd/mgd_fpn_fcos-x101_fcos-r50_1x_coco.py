@@ -1,0 +1,9 @@
+# COCO template: MGD (Yang et al., ECCV 2022) on the five FPN levels (P3-P7), alpha_mgd 2e-5,
+# mask ratio 0.65 (the official RetinaNet setting; there is no official FCOS config). FCOS
+# X101-64x4d ms 2x -> R50-caffe 1x; the pair and its teacher checkpoint: _base_.
+_base_ = ['../_base_/distill/fcos-x101_fcos-r50_1x_coco.py']
+
+model = dict(components=[
+    dict(type='densekd.FeatureMimic', name='fpn_mgd', student='neck', teacher='neck',
+         loss=dict(type='densekd.MGDLoss', loss_weight=2e-5, mask_ratio=0.65)),
+])
