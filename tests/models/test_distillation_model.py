@@ -157,6 +157,29 @@ def test_segmentation_logits_cwd(seg_paths, seg_batch):
     assert preds[0].pred_sem_seg.data.shape == (1, 128, 128)
 
 
+def test_segmentation_mgd_on_layer4_stops_before_the_teacher_head(seg_paths, seg_batch):
+    # MGD on the last backbone stage (student 128 -> teacher 256 channels via the projector)
+    # and pixel KD on the logits, as the toy MGD / pixel-KD configs
+    student, teacher = seg_paths
+    mgd = dict(type='densekd.FeatureMimic', name='c5_mgd', student='backbone.layer4',
+               teacher='backbone.layer4', projector=dict(type='densekd.ConvProjector'),
+               loss=dict(type='densekd.MGDLoss', loss_weight=2e-5, mask_ratio=0.75))
+    kd = dict(type='densekd.FeatureMimic', name='logits_kd', student='decode_head.conv_seg',
+              teacher='decode_head.conv_seg', loss=dict(type='densekd.PixelWiseKD'))
+    for comps, head_runs in (([mgd], False), ([mgd, kd], True)):
+        with pytest.warns(UserWarning):
+            model = DistillationModel(student=dict(config=student),
+                                      teacher=dict(config=teacher), components=comps)
+        head_calls = count_calls(model.teacher.decode_head.conv_seg)  # forward() is called directly
+        losses = model.loss(**model.data_preprocessor(seg_batch(), True))
+        assert (head_calls == [1]) is head_runs and len(head_calls) <= 1
+        proj = model.components['c5_mgd'].projectors[0].layers[0]
+        assert (proj.in_channels, proj.out_channels) == (128, 256)
+        for key, value in losses.items():
+            if key.startswith('distill.'):
+                assert torch.isfinite(value) and value > 0, key
+
+
 def test_student_checkpoint_initialises_the_student_strictly(det_paths, tmp_path):
     source = build(det_paths)
     path = tmp_path / 'student.pth'

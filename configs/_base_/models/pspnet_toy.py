@@ -1,6 +1,11 @@
 # PSPNet for 128 px toy images: ResNetV1c, dilated to output stride 8, PSP head and an FCN
 # auxiliary head, narrow widths, no pretrained weights.
+# Trained from scratch on the toy set (about 91 % background pixels), mmseg's defaults leave the
+# student predicting background everywhere (val mIoU 15.1 after 1k iterations, SGD or AdamW).
+# What makes it learn the shapes: no dropout (Dropout2d over 16-64 channels) and the background
+# class down-weighted to 0.1 in both CE losses, with the AdamW schedule of toy_seg_1k.py.
 norm_cfg = dict(type='BN', requires_grad=True)
+class_weight = [0.1, 1.0, 1.0, 1.0, 1.0, 1.0]  # background, then the 5 shapes
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=dict(
@@ -31,11 +36,13 @@ model = dict(
         in_index=3,
         channels=32,
         pool_scales=(1, 2, 3, 6),
-        dropout_ratio=0.1,
+        dropout_ratio=0.0,
         num_classes=6,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+            class_weight=class_weight)),
     auxiliary_head=dict(
         type='FCNHead',
         in_channels=64,
@@ -43,10 +50,12 @@ model = dict(
         channels=16,
         num_convs=1,
         concat_input=False,
-        dropout_ratio=0.1,
+        dropout_ratio=0.0,
         num_classes=6,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4,
+            class_weight=class_weight)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
