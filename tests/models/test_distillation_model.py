@@ -280,3 +280,12 @@ def test_per_level_loss_must_be_a_config(det_paths):
         FeatureMimic(student='neck', teacher='neck', loss=MGDLoss(channels=8))
     with pytest.raises(KeyError, match='not registered'):
         FeatureMimic(student='neck', teacher='neck', loss=dict(type='densekd.NoSuchLoss'))
+
+
+def test_components_see_the_models_without_owning_them(det_paths):
+    model = build(det_paths)
+    comp = model.components['fpn_cwd']
+    assert comp.student_model is model.student and comp.teacher_model is model.teacher
+    # not submodules: no duplicated parameters or state
+    assert not any(k.startswith(('student', 'teacher')) for k in comp.state_dict())
+    assert sum(1 for _ in comp.parameters()) == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 from mmengine.model import BaseModule
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = ['DistillComponent', 'TapShapes', 'TapLevels']
 
@@ -33,6 +33,33 @@ class DistillComponent(BaseModule):
         self.teacher_taps: list[str] = []
         # taps whose outputs must be copied when recorded (changed in place afterwards)
         self.clone_taps: dict[str, set[str]] = {'student': set(), 'teacher': set()}
+
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Give the component read access to both models, before :meth:`setup`.
+
+        For components that need a model's own machinery (a dense head's prior generator,
+        box coder or assigner). The references are plain attributes, not submodules, so the
+        models' parameters are neither duplicated in this component's state dict nor
+        trained through it.
+        """
+        object.__setattr__(self, '_bound_models', (student, teacher))
+
+    @property
+    def student_model(self) -> nn.Module:
+        """The student model given by :meth:`bind`."""
+        return self._bound('student', 0)
+
+    @property
+    def teacher_model(self) -> nn.Module:
+        """The teacher model given by :meth:`bind`."""
+        return self._bound('teacher', 1)
+
+    def _bound(self, role: str, index: int) -> nn.Module:
+        models = self.__dict__.get('_bound_models')
+        if models is None:
+            raise RuntimeError(f'{type(self).__name__}: no {role} model yet; the '
+                               'DistillationModel calls bind() before setup()')
+        return models[index]
 
     def setup(self, student_shapes: TapShapes, teacher_shapes: TapShapes) -> None:
         """Build projectors etc. from the dry-run shapes (one torch.Size per level)."""

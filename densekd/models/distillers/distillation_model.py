@@ -214,6 +214,7 @@ class DistillationModel(BaseModel):
                 model.train(mode)
             self.teacher.eval()
         for comp in self.components.values():
+            comp.bind(self.student, self.teacher)
             comp.setup(shapes['student'], shapes['teacher'])
 
     def init_weights(self) -> None:
