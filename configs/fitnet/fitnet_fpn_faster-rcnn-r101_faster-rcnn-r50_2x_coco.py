@@ -1,0 +1,11 @@
+# COCO template: FitNet-style L2 hints (Romero et al., ICLR 2015) on all five FPN levels
+# (P2-P6), 1x1 conv adapter per level, L2 weight 0.001 (mean over elements) as the toy FitNet
+# configs; no detection FitNet reference exists and the weight is untuned on COCO. Faster R-CNN
+# R101 2x -> R50 2x; the pair and its teacher checkpoint: _base_.
+_base_ = ['../_base_/distill/faster-rcnn-r101_faster-rcnn-r50_2x_coco.py']
+
+model = dict(components=[
+    dict(type='densekd.FeatureMimic', name='fpn_fitnet', student='neck', teacher='neck',
+         projector=dict(type='densekd.ConvProjector', kernel_size=1),
+         loss=dict(type='densekd.L2Loss', loss_weight=0.001, reduction='mean')),
+])

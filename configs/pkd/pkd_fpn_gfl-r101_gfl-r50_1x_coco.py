@@ -1,0 +1,9 @@
+# COCO template: PKD (Cao et al., NeurIPS 2022) on FPN levels 0-3 (P3-P6), weight 10 as the
+# official configs with one-stage teachers (there is no GFL one); the fifth level is left out as
+# there. GFL R101 ms 2x -> R50 1x; the pair and its teacher checkpoint: _base_.
+_base_ = ['../_base_/distill/gfl-r101_gfl-r50_1x_coco.py']
+
+model = dict(components=[
+    dict(type='densekd.FeatureMimic', name='fpn_pkd', student='neck', teacher='neck',
+         levels=[0, 1, 2, 3], loss=dict(type='densekd.PKDLoss', loss_weight=10.0)),
+])
