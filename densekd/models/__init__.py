@@ -1,6 +1,7 @@
-"""Models: the distillation model, components, losses, projectors and taps."""
+"""Models: the distillation model, components, losses, projectors, selectors and taps."""
 from .components import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .projectors import *  # noqa: F401,F403
+from .selectors import *  # noqa: F401,F403
 from .taps import ModuleTap, StopForward, TapError, TapSet  # noqa: F401

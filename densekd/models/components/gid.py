@@ -1,0 +1,182 @@
+"""GeneralInstanceDistill: GID (Dai et al., CVPR 2021) for mmdet dense detectors."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
+from mmdet.structures.bbox import bbox2roi
+from torch import Tensor, nn
+
+from densekd.registry import MODELS, TASK_UTILS
+
+from ..losses.gid import GIDFeatureLoss, GIDRelationLoss, GIDResponseLoss
+from ..selectors.dense_head import DenseHeadReader
+from ..selectors.general_instance import GeneralInstanceSelector
+from .base import DistillComponent, TapLevels, TapShapes
+
+__all__ = ['GeneralInstanceDistill']
+
+
+@MODELS.register_module()
+class GeneralInstanceDistill(DistillComponent):
+    """General Instance Distillation between two dense detectors of the same head type.
+
+    Each step: the teacher's and student's head outputs (tapped at the head's last
+    classification and regression convs, one map per FPN level) go through the GISM
+    (:class:`GeneralInstanceSelector`) to K general instances (GIs) per image; then
+
+    * ``loss_feature``: RoIAlign (``roi_size`` x ``roi_size``, sampling ratio 2, aligned)
+      of each GI on the FPN level given by mmdet's ``SingleRoIExtractor.map_roi_levels``
+      (``floor(log2(sqrt(wh) / finest_scale))``), the student's through ``adapter`` when
+      channels differ, :func:`gid_feature_loss` (paper weight 5e-3);
+    * ``loss_relation``: :func:`gid_relation_loss` on the same pooled features (the
+      student's without adapter: distances are compared, not features), per image by
+      default (paper), batch-wide with ``relation_per_image=False`` (author code); weight 40;
+    * ``loss_response_cls`` / ``loss_response_reg``: :func:`gid_response_loss` at the priors
+      the student head's own ``get_targets`` assigns to the GIs (RetinaNet: its
+      MaxIoUAssigner, as the author's anchor matcher), on class logits and on the
+      regression in the head's own encoding (:class:`DenseHeadReader`); weights 0.1.
+
+    GI scores use the sigmoid class scores only (FCOS's and ATSS's centerness branches are
+    not tapped). A weight of 0 switches that loss off (its key is not returned). The
+    selection and the assignment run without gradients; gradients reach the student's FPN,
+    head convs (and head ``scales``) and the adapter only.
+
+    Example::
+
+        dict(type='densekd.GeneralInstanceDistill', name='gid', head='retina',
+             selector=dict(type='densekd.GeneralInstanceSelector', num_instances=10))
+
+    Args:
+        head: ``'retina'``, ``'atss'``, ``'fcos'`` or ``'gfl'``; both models must have it.
+        student_feat: student FPN tap (one level per head level).
+        teacher_feat: teacher FPN tap.
+        selector: a :class:`GeneralInstanceSelector` or its config; default K=10.
+        feature_weight: weight of ``loss_feature``.
+        relation_weight: weight of ``loss_relation``.
+        response_cls_weight: weight of ``loss_response_cls``.
+        response_reg_weight: weight of ``loss_response_reg``.
+        relation_per_image: relation loss per image (paper) or over the batch (author).
+        roi_size: pooled size (author: 10).
+        finest_scale: mmdet's level-mapping scale (56: < 112 px to the first level).
+        adapter: projector config for the student's pooled features when channel counts
+            differ (1x1 conv: commutes with RoIAlign, so equals adapting the FPN maps).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, head: str = 'retina', student_feat: str = 'neck',
+                 teacher_feat: str = 'neck',
+                 selector: dict | GeneralInstanceSelector | None = None,
+                 feature_weight: float = 5e-3, relation_weight: float = 40.0,
+                 response_cls_weight: float = 0.1, response_reg_weight: float = 0.1,
+                 relation_per_image: bool = True, roi_size: int = 10, finest_scale: int = 56,
+                 adapter: dict | None = None, init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.reader = DenseHeadReader(head)
+        self.cls_tap, self.reg_tap = DenseHeadReader.TAPS[head]
+        self.student_feat, self.teacher_feat = student_feat, teacher_feat
+        self.student_taps = [student_feat, self.cls_tap, self.reg_tap]
+        self.teacher_taps = [teacher_feat, self.cls_tap, self.reg_tap]
+        if selector is None:
+            selector = GeneralInstanceSelector()
+        elif isinstance(selector, dict):
+            selector = TASK_UTILS.build(selector)
+        self.selector = selector
+        self.feature_loss = GIDFeatureLoss(feature_weight)
+        self.relation_loss = GIDRelationLoss(relation_weight, per_image=relation_per_image)
+        self.response_loss = GIDResponseLoss(response_cls_weight, response_reg_weight)
+        self.roi_size = roi_size
+        self.finest_scale = finest_scale
+        self.adapter_cfg = adapter or dict(type='densekd.ConvProjector')
+        self.adapter: nn.Module | None = None
+
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Check that both heads are of the declared type with the same priors."""
+        super().bind(student, teacher)
+        s_head, t_head = student.bbox_head, teacher.bbox_head
+        self.reader.check(s_head, 'student')
+        self.reader.check(t_head, 'teacher')
+        s_gen, t_gen = s_head.prior_generator, t_head.prior_generator
+        same = (s_head.num_classes == t_head.num_classes
+                and s_gen.num_base_priors == t_gen.num_base_priors
+                and self.reader.strides(s_head) == self.reader.strides(t_head))
+        if same and hasattr(s_gen, 'base_anchors'):
+            same = all(torch.equal(a, b) for a, b in zip(s_gen.base_anchors, t_gen.base_anchors))
+        if not same:
+            raise ValueError('GeneralInstanceDistill: student and teacher heads must share '
+                             'classes, strides and anchors (GID compares them prior by prior)')
+
+    def setup(self, student_shapes: TapShapes, teacher_shapes: TapShapes) -> None:
+        """Build the RoI extractors and, if channels differ, the adapter."""
+        strides = self.reader.strides(self.student_model.bbox_head)
+        s_shapes, t_shapes = student_shapes[self.student_feat], teacher_shapes[self.teacher_feat]
+        if len(s_shapes) < len(strides) or len(t_shapes) < len(strides):
+            raise ValueError(f'GeneralInstanceDistill: feature taps give {len(s_shapes)} / '
+                             f'{len(t_shapes)} levels, the head has {len(strides)}')
+        s_ch, t_ch = s_shapes[0][1], t_shapes[0][1]
+        roi_layer = dict(type='RoIAlign', output_size=self.roi_size, sampling_ratio=2,
+                         aligned=True)
+        self.s_extractor, self.t_extractor = (
+            SingleRoIExtractor(roi_layer=roi_layer, out_channels=c, featmap_strides=strides,
+                               finest_scale=self.finest_scale) for c in (s_ch, t_ch))
+        if s_ch != t_ch:
+            self.adapter = MODELS.build(dict(self.adapter_cfg, in_channels=s_ch,
+                                             out_channels=t_ch))
+
+    def select(self, student: TapLevels, teacher: TapLevels,
+               img_metas: list[dict]) -> list:
+        """Run the GISM on the tapped head outputs; per image an ``InstanceData``."""
+        s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
+        with torch.no_grad():
+            s_cls = self.reader.logits(s_head, student[self.cls_tap])
+            t_cls = self.reader.logits(t_head, teacher[self.cls_tap])
+            s_reg = self.reader.regression(s_head, student[self.reg_tap])
+            t_reg = self.reader.regression(t_head, teacher[self.reg_tap])
+            sizes = [x.shape[-2:] for x in student[self.cls_tap]]
+            priors = self.reader.priors(s_head, sizes, s_cls[0].device)
+            return self.selector([c.sigmoid() for c in t_cls], [c.sigmoid() for c in s_cls],
+                                 self.reader.decode(t_head, priors, t_reg),
+                                 self.reader.decode(s_head, priors, s_reg),
+                                 [m['img_shape'] for m in img_metas])
+
+    def forward(self, student: TapLevels, teacher: TapLevels,
+                data_samples: list[Any] | None = None) -> dict[str, Tensor]:
+        """``loss_feature``, ``loss_relation``, ``loss_response_cls``, ``loss_response_reg``."""
+        if data_samples is None:
+            raise ValueError('GeneralInstanceDistill needs the data samples (image metas)')
+        for tap in (self.cls_tap, self.reg_tap):
+            if [(x.shape[0], x.shape[-2:]) for x in student[tap]] != \
+                    [(x.shape[0], x.shape[-2:]) for x in teacher[tap]]:
+                raise ValueError(f'GeneralInstanceDistill: {tap!r} maps differ in size')
+        img_metas = [ds.metainfo for ds in data_samples]
+        gis = self.select(student, teacher, img_metas)
+        losses = {}
+        strides = self.reader.strides(self.student_model.bbox_head)
+        if self.feature_loss.loss_weight or self.relation_loss.loss_weight:
+            rois = bbox2roi([g.bboxes for g in gis])
+            s_roi = self.s_extractor(tuple(student[self.student_feat][:len(strides)]), rois)
+            with torch.no_grad():
+                t_roi = self.t_extractor(tuple(teacher[self.teacher_feat][:len(strides)]), rois)
+            if self.feature_loss.loss_weight:
+                s_adapted = s_roi if self.adapter is None else self.adapter(s_roi)
+                losses['loss_feature'] = self.feature_loss(s_adapted, t_roi)
+            if self.relation_loss.loss_weight:
+                losses['loss_relation'] = self.relation_loss(s_roi, t_roi, rois[:, 0])
+        resp = self.response_loss
+        if resp.cls_weight or resp.reg_weight:
+            s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
+            sizes = [x.shape[-2:] for x in student[self.cls_tap]]
+            mask = self.reader.assign(s_head, sizes, [g.bboxes for g in gis], img_metas)
+            s_cls = torch.cat(self.reader.logits(s_head, student[self.cls_tap]), 1)
+            s_reg = torch.cat(self.reader.regression(s_head, student[self.reg_tap]), 1)
+            with torch.no_grad():
+                t_cls = torch.cat(self.reader.logits(t_head, teacher[self.cls_tap]), 1)
+                t_reg = torch.cat(self.reader.regression(t_head, teacher[self.reg_tap]), 1)
+            cls, reg = resp(s_cls.flatten(0, 1), t_cls.flatten(0, 1), s_reg.flatten(0, 1),
+                            t_reg.flatten(0, 1), mask.flatten())
+            if resp.cls_weight:
+                losses['loss_response_cls'] = cls
+            if resp.reg_weight:
+                losses['loss_response_reg'] = reg
+        return losses

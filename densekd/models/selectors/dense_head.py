@@ -1,0 +1,137 @@
+"""Read an mmdet dense head's per-level outputs the way the head itself does.
+
+A GID component taps the head's last classification and regression convolutions (one
+recorded map per FPN level) and needs, from them, with the head's own machinery:
+
+* class logits per prior, (N, A_l, C), prior order = mmdet's (H, W, anchors);
+* the regression in the head's own training encoding per prior, (N, A_l, 4): RetinaNet
+  deltas; ATSS ``scales[l]``-scaled deltas; FCOS ``scales[l]``-scaled distances after
+  ``clamp(min=0)`` (``norm_on_bbox``, in stride units) or ``exp`` (pixels); GFL the
+  ``integral`` (expected value) of the ``scales[l]``-scaled distribution, in stride units;
+* the decoded boxes (head's prior generator and bbox coder, as in its ``predict_by_feat``);
+* which priors the head's own ``get_targets`` assigns to a set of boxes.
+
+``DenseHeadReader(kind)`` does this for ``kind`` in ``'retina'``, ``'atss'``, ``'fcos'``,
+``'gfl'``; the tap names are ``DenseHeadReader.TAPS[kind]``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+__all__ = ['DenseHeadReader']
+
+
+def flatten_level(x: Tensor, channels: int) -> Tensor:
+    """(N, A*K, H, W) -> (N, H*W*A, K), mmdet's prior order."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
+
+
+class DenseHeadReader:
+    """Per-head-type access to a dense head's outputs; see the module docstring.
+
+    Args:
+        kind: ``'retina'``, ``'atss'``, ``'fcos'`` or ``'gfl'``.
+    """
+
+    TAPS = {
+        'retina': ('bbox_head.retina_cls', 'bbox_head.retina_reg'),
+        'atss': ('bbox_head.atss_cls', 'bbox_head.atss_reg'),
+        'fcos': ('bbox_head.conv_cls', 'bbox_head.conv_reg'),
+        'gfl': ('bbox_head.gfl_cls', 'bbox_head.gfl_reg'),
+    }
+    HEADS = {'retina': 'RetinaHead', 'atss': 'ATSSHead', 'fcos': 'FCOSHead', 'gfl': 'GFLHead'}
+
+    def __init__(self, kind: str) -> None:
+        if kind not in self.TAPS:
+            raise ValueError(f'head must be one of {sorted(self.TAPS)}, got {kind!r}')
+        self.kind = kind
+
+    def check(self, head: nn.Module, role: str) -> None:
+        """Raise unless ``head`` is (a subclass of) the expected mmdet head with sigmoid scores."""
+        names = [c.__name__ for c in type(head).__mro__]
+        if self.HEADS[self.kind] not in names:
+            raise TypeError(f"GID head='{self.kind}' expects a {self.HEADS[self.kind]} but the "
+                            f'{role} has a {type(head).__name__}; set head= to its type')
+        if not getattr(head, 'use_sigmoid_cls', True):
+            raise TypeError(f'GID needs sigmoid class scores; the {role} head uses softmax')
+
+    @staticmethod
+    def strides(head: nn.Module) -> list[int]:
+        """Stride of each level, from the head's prior generator."""
+        return [int(s[0]) if isinstance(s, Sequence) else int(s)
+                for s in head.prior_generator.strides]
+
+    def logits(self, head: nn.Module, cls_maps: Sequence[Tensor]) -> list[Tensor]:
+        """Per level (N, A_l, C) class logits."""
+        return [flatten_level(x, head.cls_out_channels) for x in cls_maps]
+
+    def regression(self, head: nn.Module, reg_maps: Sequence[Tensor]) -> list[Tensor]:
+        """Per level (N, A_l, 4) regression in the head's training encoding."""
+        out = []
+        for lvl, x in enumerate(reg_maps):
+            if self.kind == 'retina':
+                out.append(flatten_level(x, 4))
+                continue
+            x = head.scales[lvl](x).float()
+            if self.kind == 'fcos':
+                x = x.clamp(min=0) if head.norm_on_bbox else x.exp()
+            if self.kind == 'gfl':
+                # mmdet's Integral returns (-1, 4) whatever the input's leading dims
+                x = head.integral(flatten_level(x, 4 * (head.reg_max + 1))).reshape(
+                    x.shape[0], -1, 4)
+            else:
+                x = flatten_level(x, 4)
+            out.append(x)
+        return out
+
+    def priors(self, head: nn.Module, sizes: Sequence[torch.Size], device: torch.device,
+               ) -> list[Tensor]:
+        """Per level priors: anchors (A_l, 4), or points (A_l, 2) for FCOS."""
+        return head.prior_generator.grid_priors(sizes, device=device)
+
+    def decode(self, head: nn.Module, priors: Sequence[Tensor], regs: Sequence[Tensor],
+               ) -> list[Tensor]:
+        """Per level (N, A_l, 4) x1y1x2y2 boxes in input pixels, as the head predicts them."""
+        out = []
+        for prior, reg, stride in zip(priors, regs, self.strides(head)):
+            n = reg.shape[0]
+            reg = reg.reshape(-1, 4)
+            if self.kind == 'gfl':
+                prior, reg = head.anchor_center(prior), reg * stride
+            elif self.kind == 'fcos' and head.norm_on_bbox:
+                reg = reg * stride
+            boxes = head.bbox_coder.decode(prior.repeat(n, 1), reg)
+            out.append(boxes.reshape(n, -1, 4))
+        return out
+
+    def assign(self, head: nn.Module, sizes: Sequence[torch.Size], boxes: Sequence[Tensor],
+               img_metas: Sequence[dict]) -> Tensor:
+        """Priors the head's own target assignment makes positive for ``boxes``.
+
+        Args:
+            head: the (student) head; its ``get_targets`` and train_cfg assigner are used.
+            sizes: per level feature map size.
+            boxes: per image (k, 4) boxes taken as ground truth (one dummy class).
+            img_metas: per image metas (``img_shape``, ``pad_shape``).
+
+        Returns:
+            (N, sum_l A_l) bool, level-concatenated prior order.
+        """
+        device = boxes[0].device
+        gts = [InstanceData(bboxes=b.detach(), labels=b.new_zeros(len(b), dtype=torch.long))
+               for b in boxes]
+        with torch.no_grad():
+            if self.kind == 'fcos':
+                points = head.prior_generator.grid_priors(sizes, device=device)
+                labels = head.get_targets(points, gts)[0]
+                labels = [x.reshape(len(gts), -1) for x in labels]
+            else:
+                anchors, valid = head.get_anchors(sizes, img_metas, device=device)
+                targets = head.get_targets(anchors, valid, gts, img_metas)
+                labels = targets[0] if self.kind == 'retina' else targets[1]
+        labels = torch.cat(labels, dim=1)
+        return (labels >= 0) & (labels < head.num_classes)

@@ -1,0 +1,287 @@
+"""GID: the GISM on hand-made score maps, the three losses against closed forms written
+here in plain torch, the level mapping, and the component on toy detector pairs."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmcv.ops import roi_align
+from mmengine.config import Config
+
+from densekd.models import (
+    DenseHeadReader,
+    DistillationModel,
+    GeneralInstanceSelector,
+    gid_feature_loss,
+    gid_relation_loss,
+    gid_response_loss,
+)
+
+# -- GISM ---------------------------------------------------------------------------------
+# Level 0 has 4 priors, level 1 has 2; two classes; one 100 x 100 image.
+T_PROBS = [torch.tensor([[[0.9, 0.1], [0.2, 0.3], [0.5, 0.5], [0.3, 0.0]]]),
+           torch.tensor([[[0.1, 0.1], [0.95, 0.0]]])]
+S_PROBS = [torch.tensor([[[0.1, 0.2], [0.2, 0.9], [0.5, 0.1], [0.0, 0.3]]]),
+           torch.tensor([[[0.6, 0.1], [0.0, 0.0]]])]
+# paper scores max_c|Pt-Ps|: 0.8, 0.6, 0.4, 0.3 | 0.5, 0.95
+# author scores |max Pt - max Ps|: 0.7, 0.6, 0.0, 0.0 | 0.5, 0.95
+BOX_A = [0., 0., 20., 20.]          # teacher box of prior 0
+BOX_B = [2., 0., 22., 20.]          # student box of prior 1, IoU(A, B) = 360/440
+BOX_C = [40., 40., 60., 60.]        # student box of prior 2, disjoint
+BOX_D = [1., 1., 21., 21.]          # student box of prior 4 (level 1), IoU(A, D) = 361/439
+BOX_E = [-10., 80., 30., 120.]      # teacher box of prior 5, clipped to [0, 80, 30, 100]
+FAR = [90., 0., 99., 9.]            # the boxes of the less confident side, never taken
+T_BOXES = [torch.tensor([[BOX_A, FAR, FAR, FAR]]), torch.tensor([[FAR, BOX_E]])]
+S_BOXES = [torch.tensor([[FAR, BOX_B, BOX_C, FAR]]), torch.tensor([[BOX_D, FAR]])]
+
+
+def select(**kwargs):
+    return GeneralInstanceSelector(**kwargs)(T_PROBS, S_PROBS, T_BOXES, S_BOXES, [(100, 100)])
+
+
+def test_gism_topk_per_level_then_nms_per_level():
+    # per-level top 3 drops prior 3 (0.3); NMS per level: B (0.6) falls to A (0.8), D (level 1)
+    # survives although it overlaps A; sorted by score: 5, 0, 4, 2.
+    gi, = select(pre_nms_topk=3)
+    assert gi.inds.tolist() == [5, 0, 4, 2]
+    assert gi.levels.tolist() == [1, 0, 1, 0]
+    assert gi.from_teacher.tolist() == [True, True, False, False]
+    torch.testing.assert_close(gi.scores, torch.tensor([0.95, 0.8, 0.5, 0.4]))
+    torch.testing.assert_close(gi.bboxes, torch.tensor([[0., 80., 30., 100.], BOX_A, BOX_D,
+                                                        BOX_C]))
+
+
+def test_gism_nms_across_levels_and_k():
+    assert select(pre_nms_topk=3, nms_across_levels=True)[0].inds.tolist() == [5, 0, 2]
+    assert select(pre_nms_topk=3, num_instances=2)[0].inds.tolist() == [5, 0]
+    # K larger than the candidates: all survivors; without the top-k prior 3 survives too
+    assert select(pre_nms_topk=3, num_instances=100)[0].inds.tolist() == [5, 0, 4, 2]
+    assert select(num_instances=100)[0].inds.tolist() == [5, 0, 4, 2, 3]
+
+
+def test_gism_author_score_and_threshold():
+    gi, = select(score_mode='author', score_thr=0.0)     # priors 2 and 3 score exactly 0
+    assert gi.inds.tolist() == [5, 0, 4]
+    torch.testing.assert_close(gi.scores, torch.tensor([0.95, 0.7, 0.5]))
+
+
+def test_gism_zero_candidates_in_one_image():
+    # image 2: teacher == student, every GI score is 0, nothing passes score_thr=0
+    sel = GeneralInstanceSelector(score_thr=0.0)
+    two = [torch.cat([t, s]) for t, s in zip(T_PROBS, S_PROBS)]
+    gis = sel(two, [torch.cat([s, s]) for s in S_PROBS],
+              [torch.cat([t, t]) for t in T_BOXES], [torch.cat([s, s]) for s in S_BOXES],
+              [(100, 100)] * 2)
+    assert gis[0].inds.tolist() == [5, 0, 4, 2, 3]
+    assert len(gis[1]) == 0 and gis[1].bboxes.shape == (0, 4)
+
+
+# -- losses -------------------------------------------------------------------------------
+def test_feature_loss_closed_form_and_empty():
+    s, t = torch.ones(2, 3, 2, 2, requires_grad=True), torch.zeros(2, 3, 2, 2)
+    assert gid_feature_loss(s, t).item() == 24 / (2 * 4)     # channels summed, mean R*h*w
+    empty = torch.zeros(0, 3, 2, 2, requires_grad=True)
+    loss = gid_feature_loss(empty, empty.detach())
+    loss.backward()
+    assert loss.item() == 0 and empty.grad is not None
+
+
+def rkd_reference(s, t, beta=1.0):
+    """RKD distance loss with explicit loops, as in the paper."""
+    def psi(x):
+        d = [[(x[i] - x[j]).norm() if i != j else x.new_zeros(()) for j in range(len(x))]
+             for i in range(len(x))]
+        d = torch.stack([torch.stack(r) for r in d])
+        return d / (d.sum() / (len(x) * (len(x) - 1)))
+    r = len(s)
+    return F.smooth_l1_loss(psi(s.flatten(1)), psi(t.flatten(1)), beta=beta,
+                            reduction='sum') / (r * r - r)
+
+
+def test_relation_loss_closed_form():
+    # teacher 0, 1, 3 -> psi 1/2, 3/2, 1; student 0, 2, 4 -> psi 3/4, 3/2, 3/4;
+    # two pairs differ by 1/4, both ways: 4 * 0.5 * (1/4)^2 / (9 - 3)
+    t = torch.tensor([[0.], [1.], [3.]])
+    s = torch.tensor([[0.], [2.], [4.]])
+    torch.testing.assert_close(gid_relation_loss(s, t), torch.tensor(0.125 / 6))
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(6, 4, 3, 3, generator=g), torch.randn(6, 8, 3, 3, generator=g)
+    torch.testing.assert_close(gid_relation_loss(s, t), rkd_reference(s, t))
+
+
+def test_relation_loss_order_invariant_zero_on_equal_and_per_image():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    ids = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    base = gid_relation_loss(s, t, ids)
+    for perm in (torch.tensor([6, 2, 0, 4, 1, 3, 5]), torch.arange(6, -1, -1)):
+        torch.testing.assert_close(gid_relation_loss(s[perm], t[perm], ids[perm]), base)
+        torch.testing.assert_close(gid_relation_loss(s[perm], t[perm]), gid_relation_loss(s, t))
+    assert gid_relation_loss(t, t, ids).item() < 1e-7
+    assert gid_relation_loss(t * 3.0, t).item() < 1e-7        # scale-free (normalised)
+    per_image = (rkd_reference(s[:3], t[:3]) + rkd_reference(s[3:], t[3:])) / 2
+    torch.testing.assert_close(base, per_image)
+    # an image with fewer than 3 instances gives nothing; none at all gives a graph zero
+    torch.testing.assert_close(gid_relation_loss(s[:5], t[:5], ids[:5]),
+                               rkd_reference(s[:3], t[:3]))
+    few = s[:2].clone().requires_grad_()
+    loss = gid_relation_loss(few, t[:2], ids[:2])
+    loss.backward()
+    assert loss.item() == 0 and few.grad is not None
+
+
+def test_response_loss_exact():
+    s_cls = torch.tensor([[0., 0.], [9., -9.], [0., 0.]], requires_grad=True)
+    t_cls = torch.tensor([[0., 0.], [-9., 9.], [0., 0.]])
+    s_reg = torch.tensor([[1., 2., 3., 4.], [5., 5., 5., 5.], [0., 0., 0., 0.]])
+    t_reg = torch.zeros(3, 4)
+    mask = torch.tensor([True, False, True])
+    cls, reg = gid_response_loss(s_cls, t_cls, s_reg, t_reg, mask)
+    # BCE(logit 0, target 1/2) = ln 2 per class; 2 priors x 2 classes / 2 priors
+    torch.testing.assert_close(cls, torch.tensor(2 * math.log(2)))
+    assert reg.item() == 10 / 2
+    cls, reg = gid_response_loss(s_cls, t_cls, s_reg, t_reg, torch.zeros(3, dtype=torch.bool))
+    (cls + reg).backward()
+    assert cls.item() == 0 and reg.item() == 0 and s_cls.grad is not None
+
+
+# -- the component on toy pairs -----------------------------------------------------------
+def build(det_paths, teacher_width=None, **gid):
+    student, teacher = det_paths
+    teacher = dict(config=teacher)
+    if teacher_width is not None:                       # an FPN of another width
+        model = Config.fromfile(teacher['config']).model
+        model.neck.out_channels = model.bbox_head.in_channels = teacher_width
+        teacher = dict(model=model, scope='mmdet')
+    with pytest.warns(UserWarning, match='no checkpoint'):
+        model = DistillationModel(
+            student=dict(config=student), teacher=teacher,
+            components=[dict(type='densekd.GeneralInstanceDistill', name='gid', **gid)])
+    model.init_weights()
+    return model.train()
+
+
+def test_level_mapping_and_pooling(det_paths):
+    comp = build(det_paths).components['gid']
+    sides = torch.tensor([50., 111., 113., 230., 500., 2000.])   # sqrt(w h)
+    rois = torch.stack([torch.zeros(6), torch.zeros(6), torch.zeros(6), sides, sides], 1)
+    # mmdet: floor(log2(scale / 56)) clamped to [0, 4]
+    assert comp.s_extractor.map_roi_levels(rois, 5).tolist() == [0, 0, 1, 2, 3, 4]
+    feats = tuple(torch.randn(1, 64, 128 // s, 128 // s) for s in (8, 16, 32, 64, 128))
+    roi = torch.tensor([[0., 10., 20., 250., 260.]])          # side 240 -> level 2 (stride 32)
+    expected = roi_align(feats[2], roi, (10, 10), 1 / 32, 2, 'avg', True)
+    torch.testing.assert_close(comp.s_extractor(feats, roi), expected)
+
+
+@pytest.mark.parametrize('num_items,teacher_width', [(None, None), ([0, 0], 32)])
+def test_end_to_end_retinanet(det_paths, det_batch, num_items, teacher_width):
+    # second case: no ground truth (GID does not use it) and a 32-wide teacher FPN
+    model = build(det_paths, teacher_width)
+    adapter = model.components['gid'].adapter
+    assert (adapter is None) == (teacher_width is None)
+    losses = model.loss(**model.data_preprocessor(det_batch(num_items=num_items), True))
+    keys = {f'distill.gid.loss_{k}' for k in
+            ('feature', 'relation', 'response_cls', 'response_reg')}
+    assert keys <= set(losses)
+    assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in keys)
+    sum(losses[k] for k in keys).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    grads = {n for n, p in model.student.named_parameters() if p.grad is not None}
+    assert {'neck.fpn_convs.0.conv.weight', 'bbox_head.retina_cls.weight',
+            'bbox_head.retina_reg.weight'} <= grads
+    if adapter is not None:
+        assert all(p.grad is not None for p in adapter.parameters())
+
+
+def test_end_to_end_zero_instances_and_weights_off(det_paths, det_batch):
+    model = build(det_paths, selector=dict(type='densekd.GeneralInstanceSelector',
+                                           score_thr=1.0), relation_weight=0.0)
+    losses = model.loss(**model.data_preprocessor(det_batch(), True))
+    gid = {k: v for k, v in losses.items() if k.startswith('distill.gid.')}
+    assert sorted(gid) == ['distill.gid.loss_feature', 'distill.gid.loss_response_cls',
+                           'distill.gid.loss_response_reg']
+    assert all(v.item() == 0 for v in gid.values())
+    sum(gid.values()).backward()                               # connected, no NaN
+    assert all(torch.isfinite(p.grad).all() for p in model.student.parameters()
+               if p.grad is not None)
+
+
+@pytest.mark.parametrize('head', ['fcos', 'gfl'])
+def test_end_to_end_other_heads(repo, det_batch, head):
+    paths = tuple(f'{repo}/configs/toy/{head}_r{d}-w{w}_fpn_24e_toy.py'
+                  for d, w in ((18, 16), (34, 32)))
+    model = build(paths, head=head)
+    losses = model.loss(**model.data_preprocessor(det_batch(), True))
+    gid = [v for k, v in losses.items() if k.startswith('distill.gid.')]
+    assert len(gid) == 4 and all(torch.isfinite(v) for v in gid)
+
+
+# -- reading heads ------------------------------------------------------------------------
+ANCHORS = dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=4, scales_per_octave=1,
+               strides=[8, 16])
+HEADS = {
+    'retina': dict(type='RetinaHead', anchor_generator=ANCHORS, train_cfg=dict(
+        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0),
+        sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False)),
+    'atss': dict(type='ATSSHead', anchor_generator=ANCHORS),
+    'fcos': dict(type='FCOSHead', strides=[8, 16], regress_ranges=((-1, 64), (64, 1e8)),
+                 norm_on_bbox=True),
+    'gfl': dict(type='GFLHead', anchor_generator=ANCHORS),
+}
+
+
+def small_head(kind):
+    from mmdet.registry import MODELS
+    cfg = dict(HEADS[kind], num_classes=5, in_channels=8, feat_channels=32, stacked_convs=1)
+    head = MODELS.build(cfg)
+    for i, scale in enumerate(getattr(head, 'scales', [])):
+        scale.scale.data.fill_(1.5 + i)       # the reader must apply them
+    return head
+
+
+@pytest.mark.parametrize('kind', sorted(HEADS))
+def test_reader_matches_head_forward(kind):
+    head = small_head(kind).train()
+    reader = DenseHeadReader(kind)
+    raws = {tap: [] for tap in DenseHeadReader.TAPS[kind]}
+    for tap, rec in raws.items():
+        head.get_submodule(tap.split('.', 1)[1]).register_forward_hook(
+            lambda m, a, out, rec=rec: rec.append(out))
+    feats = [torch.randn(2, 8, 16, 16), torch.randn(2, 8, 8, 8)]
+    cls_scores, bbox_preds = head(feats)[:2]
+    cls_tap, reg_tap = DenseHeadReader.TAPS[kind]
+    for got, want in zip(reader.logits(head, raws[cls_tap]), cls_scores):
+        torch.testing.assert_close(got, want.permute(0, 2, 3, 1).reshape(2, -1, 5))
+    for got, want in zip(reader.regression(head, raws[reg_tap]), bbox_preds):
+        want = want.permute(0, 2, 3, 1).reshape(2, -1, want.shape[1])
+        if kind == 'gfl':                    # expected distances of the distribution
+            want = head.integral(want).reshape(2, -1, 4)
+        torch.testing.assert_close(got, want)
+
+
+def test_reader_assign_uses_the_head_assigner():
+    head = small_head('retina').train()
+    reader = DenseHeadReader('retina')
+    sizes = [torch.Size((16, 16)), torch.Size((8, 8))]
+    anchors = torch.cat(reader.priors(head, sizes, torch.device('cpu')))
+    meta = dict(img_shape=(128, 128), pad_shape=(128, 128), batch_input_shape=(128, 128))
+    mask = reader.assign(head, sizes, [anchors[[37, 300]], anchors[:0]], [meta, meta])
+    assert mask.shape == (2, 320)
+    # MaxIoUAssigner: positive where IoU >= 0.5 with a box: anchor 37 and its 4 axis
+    # neighbours (8 px shift of a 32 px anchor: IoU 0.6), anchor 300 (level 1) and the 4
+    # level-0 anchors 4 px off its centre (IoU 0.62); nothing for an image without boxes
+    boxes = anchors[[37, 300]]
+    lt = torch.max(anchors[:, None, :2], boxes[None, :, :2])
+    rb = torch.min(anchors[:, None, 2:], boxes[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = (anchors[:, 2:] - anchors[:, :2]).prod(-1)
+    iou = inter / (area[:, None] + area[[37, 300]][None] - inter)
+    assert mask[0].tolist() == (iou.max(1).values >= 0.5).tolist()
+    assert mask[0, 37] and mask[0, 300] and mask[0].sum() == 10 and not mask[1].any()
+
+
+def test_wrong_head_type_is_reported():
+    head = small_head('retina')
+    DenseHeadReader('retina').check(head, 'student')
+    with pytest.raises(TypeError, match="head='fcos' expects a FCOSHead"):
+        DenseHeadReader('fcos').check(head, 'student')
