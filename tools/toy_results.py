@@ -39,6 +39,8 @@ TASKS = {
             'fgd': ('FGD, FPN', 'configs/fgd/fgd_fpn_retinanet-r34_retinanet-r18_24e_toy.py'),
             'pkd': ('PKD, FPN P3-P6',
                     'configs/pkd/pkd_fpn_retinanet-r34_retinanet-r18_24e_toy.py'),
+            'gid': ('GID (feature + relation + response)',
+                    'configs/gid/gid_retinanet-r34_retinanet-r18_24e_toy.py'),
         }),
     'seg': dict(
         metric='mIoU', metric_name='mIoU', extra=('aAcc', 'aAcc'),
