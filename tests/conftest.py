@@ -9,7 +9,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STUDENT_DET = osp.join(REPO, 'configs/toy/retinanet_r18-w16_fpn_24e_toy.py')
 TEACHER_DET = osp.join(REPO, 'configs/toy/retinanet_r34-w32_fpn_24e_toy.py')
 STUDENT_SEG = osp.join(REPO, 'configs/toy/pspnet_r18-w16_1k_toy.py')
-TEACHER_SEG = osp.join(REPO, 'configs/toy/pspnet_r34-w32_1k_toy.py')
+TEACHER_SEG = osp.join(REPO, 'configs/toy/pspnet_r34-w32_1500i_toy.py')
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

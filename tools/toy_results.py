@@ -44,7 +44,7 @@ TASKS = {
         }),
     'seg': dict(
         metric='mIoU', metric_name='mIoU', extra=('aAcc', 'aAcc'),
-        teacher=('teacher: PSPNet R34-w32', 'configs/toy/pspnet_r34-w32_1k_toy.py'),
+        teacher=('teacher: PSPNet R34-w32', 'configs/toy/pspnet_r34-w32_1500i_toy.py'),
         student=('student: PSPNet R18-w16 (baseline)', 'configs/toy/pspnet_r18-w16_1k_toy.py'),
         methods={
             'pixel_kd': ('pixel-wise KD, logits',

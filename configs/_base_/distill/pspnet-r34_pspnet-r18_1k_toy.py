@@ -7,9 +7,9 @@ model = dict(
     type='densekd.DistillationModel',
     student=dict(config='{{fileDirname}}/../../toy/pspnet_r18-w16_1k_toy.py'),
     teacher=dict(
-        config='{{fileDirname}}/../../toy/pspnet_r34-w32_1k_toy.py',
-        # written by: python tools/train.py configs/toy/pspnet_r34-w32_1k_toy.py
-        checkpoint='work_dirs/pspnet_r34-w32_1k_toy/iter_1000.pth'),
+        config='{{fileDirname}}/../../toy/pspnet_r34-w32_1500i_toy.py',
+        # written by: python tools/train.py configs/toy/pspnet_r34-w32_1500i_toy.py
+        checkpoint='work_dirs/pspnet_r34-w32_1500i_toy/iter_1500.pth'),
     components=[])
 # student-only checkpoints beside each checkpoint; the teacher's score once, before training
 custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]

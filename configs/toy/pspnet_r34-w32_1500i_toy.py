@@ -1,8 +1,9 @@
-# Toy segmentation teacher: PSPNet, ResNetV1c-34 at 1/2 width, wider heads.
+# Toy segmentation teacher: PSPNet, ResNetV1c-34 at 1/2 width, wider heads, trained for 1500
+# iterations (toy_seg_1500.py): on 1000 it stays below the student (44.1 vs 47.1 mIoU).
 _base_ = [
     '../_base_/models/pspnet_toy.py',
     '../_base_/datasets/toy_segmentation.py',
-    '../_base_/schedules/toy_seg_1k.py',
+    '../_base_/schedules/toy_seg_1500.py',
     '../_base_/default_runtime_seg.py',
 ]
 model = dict(

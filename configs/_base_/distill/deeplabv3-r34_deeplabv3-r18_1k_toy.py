@@ -1,0 +1,15 @@
+# The toy segmentation pair: DeepLabV3 R34-w32 teacher -> R18-w16 student. Data, schedule and
+# runtime are the student's, unchanged; a method config adds `model.components`.
+_base_ = ['../../toy/deeplabv3_r18-w16_1k_toy.py']
+
+model = dict(
+    _delete_=True,
+    type='densekd.DistillationModel',
+    student=dict(config='{{fileDirname}}/../../toy/deeplabv3_r18-w16_1k_toy.py'),
+    teacher=dict(
+        config='{{fileDirname}}/../../toy/deeplabv3_r34-w32_1500i_toy.py',
+        # written by: python tools/train.py configs/toy/deeplabv3_r34-w32_1500i_toy.py
+        checkpoint='work_dirs/deeplabv3_r34-w32_1500i_toy/iter_1500.pth'),
+    components=[])
+# student-only checkpoints beside each checkpoint; the teacher's score once, before training
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
