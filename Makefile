@@ -39,13 +39,30 @@ demo: install
 	$(VPY) tools/demo.py
 
 BENCH_CONFIGS := configs/cwd/cwd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
-	configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/mgd/mgd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/fgd/fgd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/pkd/pkd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/gid/gid_retinanet-r101_retinanet-r50_1x_coco.py \
 	configs/fitnet/fitnet_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
-	configs/cwd/cwd_logits_pspnet-r34_pspnet-r18_1k_toy.py
+	configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/mgd/mgd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/fgd/fgd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/pkd/pkd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/gid/gid_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/pixel_kd/pixel-kd_logits_pspnet-r34_pspnet-r18_1k_toy.py \
+	configs/cwd/cwd_logits_pspnet-r34_pspnet-r18_1k_toy.py \
+	configs/mgd/mgd_layer4_pspnet-r34_pspnet-r18_1k_toy.py
 
 bench: install
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS) --batch 2 --size 256 --iters 20 \
 		--loss-mode --memory --md benchmarks/results.md --json benchmarks/results.json
+	$(VPY) tools/benchmark.py configs/cwd/cwd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+		configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py --batch 2 --size 256 \
+		--iters 20 --speedups --md benchmarks/speedups.md --json benchmarks/speedups.json
+	$(VPY) tools/benchmark.py configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+		--batch 2 8 --size 128 256 512 --iters 10 --memory \
+		--md benchmarks/scaling.md --json benchmarks/scaling.json
+	$(VPY) benchmarks/dist_scaling.py --md benchmarks/dist_scaling.md
 
 SEEDS ?= 0 1 2
 results: install
