@@ -76,6 +76,29 @@ def test_gism_zero_candidates_in_one_image():
     assert len(gis[1]) == 0 and gis[1].bboxes.shape == (0, 4)
 
 
+@pytest.mark.parametrize('across', [False, True])
+def test_gism_early_stopped_nms_equals_full_nms(across):
+    # thousands of random candidates on 3 levels: the grown-prefix NMS keeps exactly the
+    # first K survivors of one full (per-level) NMS over all of them
+    from mmcv.ops import batched_nms
+
+    g = torch.Generator().manual_seed(0)
+    n = 3000
+    xy = torch.rand(n, 2, generator=g) * 200
+    wh = torch.rand(n, 2, generator=g) * 60 + 4
+    boxes = torch.cat([xy, xy + wh], 1)
+    scores = torch.rand(n, generator=g)
+    lvls = torch.randint(0, 3, (n,), generator=g)
+    groups = torch.zeros_like(lvls) if across else lvls
+    _, full = batched_nms(boxes, scores, groups, dict(type='nms', iou_threshold=0.3))
+    for k in (1, 10, 50):
+        sel = GeneralInstanceSelector(num_instances=k, nms_across_levels=across)
+        got = sel._nms_top_k(boxes, scores, groups)
+        assert got.tolist() == full[:k].tolist()
+    assert len(GeneralInstanceSelector(num_instances=10 ** 5)._nms_top_k(
+        boxes, scores, groups)) == len(full)
+
+
 # -- losses -------------------------------------------------------------------------------
 def test_feature_loss_closed_form_and_empty():
     s, t = torch.ones(2, 3, 2, 2, requires_grad=True), torch.zeros(2, 3, 2, 2)
