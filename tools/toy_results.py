@@ -182,7 +182,7 @@ def summarise(args: argparse.Namespace, task: dict, methods: list[str], work: st
     seeds = ' '.join(map(str, args.seeds))
     cmd = f'python tools/toy_results.py {args.task} --seeds {seeds}'
     header = (f'Toy {args.task} val set, each run on its config\'s own schedule, 1 torch thread, '
-              f'{args.jobs} runs at a time; mean (min-max) over seeds {seeds} (teacher: seed 0, '
+              f'{args.jobs} run(s) at a time; mean (min-max) over seeds {seeds} (teacher: seed 0, '
               f'`{osp.relpath(teacher, REPO)}`). Produced by `{cmd}`.')
     return header + '\n\n' + '\n'.join(lines)
 
