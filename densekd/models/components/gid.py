@@ -124,21 +124,33 @@ class GeneralInstanceDistill(DistillComponent):
             self.adapter = MODELS.build(dict(self.adapter_cfg, in_channels=s_ch,
                                              out_channels=t_ch))
 
+    def _read(self, student: TapLevels, teacher: TapLevels) -> tuple[list[Tensor], ...]:
+        """Per-level class logits and regressions of both heads, read once per step (the
+        student's with gradients, the teacher's without)."""
+        s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
+        s_cls = self.reader.logits(s_head, student[self.cls_tap])
+        s_reg = self.reader.regression(s_head, student[self.reg_tap])
+        with torch.no_grad():
+            t_cls = self.reader.logits(t_head, teacher[self.cls_tap])
+            t_reg = self.reader.regression(t_head, teacher[self.reg_tap])
+        return s_cls, s_reg, t_cls, t_reg
+
     def select(self, student: TapLevels, teacher: TapLevels,
                img_metas: list[dict]) -> list:
         """Run the GISM on the tapped head outputs; per image an ``InstanceData``."""
-        s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
         with torch.no_grad():
-            s_cls = self.reader.logits(s_head, student[self.cls_tap])
-            t_cls = self.reader.logits(t_head, teacher[self.cls_tap])
-            s_reg = self.reader.regression(s_head, student[self.reg_tap])
-            t_reg = self.reader.regression(t_head, teacher[self.reg_tap])
-            sizes = [x.shape[-2:] for x in student[self.cls_tap]]
-            priors = self.reader.priors(s_head, sizes, s_cls[0].device)
-            return self.selector([c.sigmoid() for c in t_cls], [c.sigmoid() for c in s_cls],
-                                 self.reader.decode(t_head, priors, t_reg),
-                                 self.reader.decode(s_head, priors, s_reg),
-                                 [m['img_shape'] for m in img_metas])
+            return self._select(student, *self._read(student, teacher), img_metas)
+
+    @torch.no_grad()
+    def _select(self, student: TapLevels, s_cls: list[Tensor], s_reg: list[Tensor],
+                t_cls: list[Tensor], t_reg: list[Tensor], img_metas: list[dict]) -> list:
+        s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
+        sizes = [x.shape[-2:] for x in student[self.cls_tap]]
+        priors = self.reader.priors(s_head, sizes, s_cls[0].device)
+        return self.selector([c.sigmoid() for c in t_cls], [c.sigmoid() for c in s_cls],
+                             self.reader.decode(t_head, priors, t_reg),
+                             self.reader.decode(s_head, priors, s_reg),
+                             [m['img_shape'] for m in img_metas])
 
     def forward(self, student: TapLevels, teacher: TapLevels,
                 data_samples: list[Any] | None = None) -> dict[str, Tensor]:
@@ -150,7 +162,9 @@ class GeneralInstanceDistill(DistillComponent):
                     [(x.shape[0], x.shape[-2:]) for x in teacher[tap]]:
                 raise ValueError(f'GeneralInstanceDistill: {tap!r} maps differ in size')
         img_metas = [ds.metainfo for ds in data_samples]
-        gis = self.select(student, teacher, img_metas)
+        s_cls, s_reg, t_cls, t_reg = self._read(student, teacher)
+        gis = self._select(student, [c.detach() for c in s_cls], [r.detach() for r in s_reg],
+                           t_cls, t_reg, img_metas)
         losses = {}
         strides = self.reader.strides(self.student_model.bbox_head)
         if self.feature_loss.loss_weight or self.relation_loss.loss_weight:
@@ -165,16 +179,11 @@ class GeneralInstanceDistill(DistillComponent):
                 losses['loss_relation'] = self.relation_loss(s_roi, t_roi, rois[:, 0])
         resp = self.response_loss
         if resp.cls_weight or resp.reg_weight:
-            s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
             sizes = [x.shape[-2:] for x in student[self.cls_tap]]
-            mask = self.reader.assign(s_head, sizes, [g.bboxes for g in gis], img_metas)
-            s_cls = torch.cat(self.reader.logits(s_head, student[self.cls_tap]), 1)
-            s_reg = torch.cat(self.reader.regression(s_head, student[self.reg_tap]), 1)
-            with torch.no_grad():
-                t_cls = torch.cat(self.reader.logits(t_head, teacher[self.cls_tap]), 1)
-                t_reg = torch.cat(self.reader.regression(t_head, teacher[self.reg_tap]), 1)
-            cls, reg = resp(s_cls.flatten(0, 1), t_cls.flatten(0, 1), s_reg.flatten(0, 1),
-                            t_reg.flatten(0, 1), mask.flatten())
+            mask = self.reader.assign(self.student_model.bbox_head, sizes,
+                                      [g.bboxes for g in gis], img_metas)
+            cls, reg = resp(*(torch.cat(x, 1).flatten(0, 1)
+                              for x in (s_cls, t_cls, s_reg, t_reg)), mask.flatten())
             if resp.cls_weight:
                 losses['loss_response_cls'] = cls
             if resp.reg_weight:
