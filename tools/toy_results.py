@@ -58,17 +58,13 @@ TASKS = {
 
 def launch(name: str, config: str, work: str, options: dict) -> subprocess.Popen | None:
     """Start one ``tools/demo.py --run`` child unless its result exists already."""
-    out = osp.join(work, name)
-    if osp.exists(osp.join(out, 'demo_result.json')):
+    if osp.exists(osp.join(work, name, 'demo_result.json')):
         print(f'[results] {name}: done before, kept', flush=True)
         return None
     os.makedirs(work, exist_ok=True)
-    log = open(osp.join(work, f'{name}.log'), 'w')
-    print(f'[results] {name}: {config}', flush=True)
-    cmd = [sys.executable, osp.join(REPO, 'tools/demo.py'), '--run', config, '--work-dir', out,
-           '--options', json.dumps(options)]
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    from demo import launch as launch_run  # tools/demo.py, beside this script
+
+    return launch_run(name, config, work, None, options, work)
 
 
 def run_all(jobs: list[tuple[str, str, dict]], work: str, parallel: int) -> None:
