@@ -272,3 +272,27 @@ def test_build_and_feature_mimic_two_levels():
     per_level = sum(comp.losses[i](s[i], t[i], samples) for i in range(2))
     assert set(out) == {'loss_fgd'} and torch.isfinite(out['loss_fgd'])
     assert out['loss_fgd'].item() == pytest.approx(per_level.item(), rel=1e-6)
+
+
+def test_fused_focal_and_global_equal_the_separate_equations_with_gradients():
+    from densekd.models.losses.fgd import (fgd_focal_and_global_losses, fgd_focal_loss,
+                                           fgd_global_loss)
+    torch.manual_seed(1)
+    S = torch.randn(2, 6, 7, 5, requires_grad=True)
+    T = torch.randn(2, 6, 7, 5)
+    samples, _ = random_batch(3, [(56, 40), (56, 40)], (56, 40))
+    loss = randomize(FGDLoss(channels=6))
+    fg_mask, bg_mask = loss.masks(samples, (7, 5), S.device)
+    sp, ch = fgd_attention(T)
+    separate = fgd_focal_loss(S, T, fg_mask, bg_mask, sp, ch) + (
+        fgd_global_loss(S, T, loss.gc_S, loss.gc_T),)
+    fused = fgd_focal_and_global_losses(S, T, fg_mask, bg_mask, sp, ch, loss.gc_S, loss.gc_T)
+    params = [S, *loss.parameters()]
+    for a, b in zip(separate, fused):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+        for ga, gb in zip(torch.autograd.grad(a, params, retain_graph=True, allow_unused=True),
+                          torch.autograd.grad(b, params, retain_graph=True, allow_unused=True)):
+            if ga is None:
+                assert gb is None or gb.abs().max() == 0
+            else:
+                torch.testing.assert_close(gb, ga, rtol=1e-4, atol=1e-5)
