@@ -229,14 +229,21 @@ def test_end_to_end_zero_instances_and_weights_off(det_paths, det_batch):
                if p.grad is not None)
 
 
-@pytest.mark.parametrize('head', ['fcos', 'gfl'])
+@pytest.mark.parametrize('head', ['fcos', 'gfl', 'rpn'])
 def test_end_to_end_other_heads(repo, det_batch, head):
-    paths = tuple(f'{repo}/configs/toy/{head}_r{d}-w{w}_fpn_24e_toy.py'
+    arch = 'faster-rcnn' if head == 'rpn' else head
+    paths = tuple(f'{repo}/configs/toy/{arch}_r{d}-w{w}_fpn_24e_toy.py'
                   for d, w in ((18, 16), (34, 32)))
     model = build(paths, head=head)
     losses = model.loss(**model.data_preprocessor(det_batch(), True))
-    gid = [v for k, v in losses.items() if k.startswith('distill.gid.')]
-    assert len(gid) == 4 and all(torch.isfinite(v) for v in gid)
+    gid = {k: v for k, v in losses.items() if k.startswith('distill.gid.')}
+    assert len(gid) == 4 and all(torch.isfinite(v) for v in gid.values())
+    if head == 'rpn':   # the RPN's objectness and deltas are distilled, the RoI head is not
+        sum(gid.values()).backward()
+        grads = {n for n, p in model.student.named_parameters() if p.grad is not None}
+        assert {'rpn_head.rpn_cls.weight', 'rpn_head.rpn_reg.weight'} <= grads
+        assert not any(n.startswith('roi_head.') for n in grads)
+        assert all(p.grad is None for p in model.teacher.parameters())
 
 
 # -- reading heads ------------------------------------------------------------------------
@@ -282,6 +289,37 @@ def test_reader_matches_head_forward(kind):
         torch.testing.assert_close(got, want)
 
 
+def test_reader_rpn_matches_head_forward_and_objectness_assignment():
+    from mmdet.registry import MODELS
+    head = MODELS.build(dict(
+        type='RPNHead', in_channels=8, feat_channels=16, num_classes=1,
+        anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[1.0],
+                              strides=[8, 16]),
+        train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5,
+                                     neg_iou_thr=0.4, min_pos_iou=0),
+                       sampler=dict(type='PseudoSampler'), allowed_border=-1,
+                       pos_weight=-1, debug=False))).train()
+    reader = DenseHeadReader('rpn')
+    reader.check(head, 'student')
+    raws = {tap: [] for tap in DenseHeadReader.TAPS['rpn']}
+    for tap, rec in raws.items():
+        head.get_submodule(tap.split('.', 1)[1]).register_forward_hook(
+            lambda m, a, out, rec=rec: rec.append(out))
+    feats = [torch.randn(2, 8, 16, 16), torch.randn(2, 8, 8, 8)]
+    cls_scores, bbox_preds = head(feats)
+    cls_tap, reg_tap = DenseHeadReader.TAPS['rpn']
+    for got, want in zip(reader.logits(head, raws[cls_tap]), cls_scores):
+        torch.testing.assert_close(got, want.permute(0, 2, 3, 1).reshape(2, -1, 1))
+    for got, want in zip(reader.regression(head, raws[reg_tap]), bbox_preds):
+        torch.testing.assert_close(got, want.permute(0, 2, 3, 1).reshape(2, -1, 4))
+    # positive objectness where IoU >= 0.5 with a GI: anchor 37 and its 4 neighbours
+    sizes = [torch.Size((16, 16)), torch.Size((8, 8))]
+    anchors = torch.cat(reader.priors(head, sizes, torch.device('cpu')))
+    meta = dict(img_shape=(128, 128), pad_shape=(128, 128), batch_input_shape=(128, 128))
+    mask = reader.assign(head, sizes, [anchors[[37]], anchors[:0]], [meta, meta])
+    assert mask[0, 37] and mask[0].sum() == 5 and not mask[1].any()
+
+
 def test_reader_assign_uses_the_head_assigner():
     head = small_head('retina').train()
     reader = DenseHeadReader('retina')
@@ -308,3 +346,5 @@ def test_wrong_head_type_is_reported():
     DenseHeadReader('retina').check(head, 'student')
     with pytest.raises(TypeError, match="head='fcos' expects a FCOSHead"):
         DenseHeadReader('fcos').check(head, 'student')
+    with pytest.raises(TypeError, match="reads the detector's rpn_head, which the teacher"):
+        DenseHeadReader('rpn').check(None, 'teacher')

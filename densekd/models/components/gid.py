@@ -39,7 +39,9 @@ class GeneralInstanceDistill(DistillComponent):
       regression in the head's own encoding (:class:`DenseHeadReader`); weights 0.1.
 
     GI scores use the sigmoid class scores only (FCOS's and ATSS's centerness branches are
-    not tapped). A weight of 0 switches that loss off (its key is not returned). The
+    not tapped). For ``head='rpn'`` the assignment is the RPN's train_cfg assigner and
+    sampler (mmdet's default ``RandomSampler`` keeps at most 128 positives per image, far
+    more than K GIs give). A weight of 0 switches that loss off (its key is not returned). The
     selection and the assignment run without gradients; gradients reach the student's FPN,
     head convs (and head ``scales``) and the adapter only.
 
@@ -49,7 +51,10 @@ class GeneralInstanceDistill(DistillComponent):
              selector=dict(type='densekd.GeneralInstanceSelector', num_instances=10))
 
     Args:
-        head: ``'retina'``, ``'atss'``, ``'fcos'`` or ``'gfl'``; both models must have it.
+        head: ``'retina'``, ``'atss'``, ``'fcos'``, ``'gfl'`` (the detectors' ``bbox_head``)
+            or ``'rpn'`` (two-stage detectors: selection, response losses and the RoI
+            levels from the ``rpn_head``, one objectness class; the RoI head is not
+            distilled); both models must have it.
         student_feat: student FPN tap (one level per head level).
         teacher_feat: teacher FPN tap.
         selector: a :class:`GeneralInstanceSelector` or its config; default K=10.
@@ -94,7 +99,7 @@ class GeneralInstanceDistill(DistillComponent):
     def bind(self, student: nn.Module, teacher: nn.Module) -> None:
         """Check that both heads are of the declared type with the same priors."""
         super().bind(student, teacher)
-        s_head, t_head = student.bbox_head, teacher.bbox_head
+        s_head, t_head = self.reader.head(student), self.reader.head(teacher)
         self.reader.check(s_head, 'student')
         self.reader.check(t_head, 'teacher')
         s_gen, t_gen = s_head.prior_generator, t_head.prior_generator
@@ -109,7 +114,7 @@ class GeneralInstanceDistill(DistillComponent):
 
     def setup(self, student_shapes: TapShapes, teacher_shapes: TapShapes) -> None:
         """Build the RoI extractors and, if channels differ, the adapter."""
-        strides = self.reader.strides(self.student_model.bbox_head)
+        strides = self.reader.strides(self.reader.head(self.student_model))
         s_shapes, t_shapes = student_shapes[self.student_feat], teacher_shapes[self.teacher_feat]
         if len(s_shapes) < len(strides) or len(t_shapes) < len(strides):
             raise ValueError(f'GeneralInstanceDistill: feature taps give {len(s_shapes)} / '
@@ -127,7 +132,7 @@ class GeneralInstanceDistill(DistillComponent):
     def _read(self, student: TapLevels, teacher: TapLevels) -> tuple[list[Tensor], ...]:
         """Per-level class logits and regressions of both heads, read once per step (the
         student's with gradients, the teacher's without)."""
-        s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
+        s_head, t_head = self.reader.head(self.student_model), self.reader.head(self.teacher_model)
         s_cls = self.reader.logits(s_head, student[self.cls_tap])
         s_reg = self.reader.regression(s_head, student[self.reg_tap])
         with torch.no_grad():
@@ -144,7 +149,7 @@ class GeneralInstanceDistill(DistillComponent):
     @torch.no_grad()
     def _select(self, student: TapLevels, s_cls: list[Tensor], s_reg: list[Tensor],
                 t_cls: list[Tensor], t_reg: list[Tensor], img_metas: list[dict]) -> list:
-        s_head, t_head = self.student_model.bbox_head, self.teacher_model.bbox_head
+        s_head, t_head = self.reader.head(self.student_model), self.reader.head(self.teacher_model)
         sizes = [x.shape[-2:] for x in student[self.cls_tap]]
         priors = self.reader.priors(s_head, sizes, s_cls[0].device)
         return self.selector([c.sigmoid() for c in t_cls], [c.sigmoid() for c in s_cls],
@@ -166,7 +171,7 @@ class GeneralInstanceDistill(DistillComponent):
         gis = self._select(student, [c.detach() for c in s_cls], [r.detach() for r in s_reg],
                            t_cls, t_reg, img_metas)
         losses = {}
-        strides = self.reader.strides(self.student_model.bbox_head)
+        strides = self.reader.strides(self.reader.head(self.student_model))
         if self.feature_loss.loss_weight or self.relation_loss.loss_weight:
             rois = bbox2roi([g.bboxes for g in gis])
             s_roi = self.s_extractor(tuple(student[self.student_feat][:len(strides)]), rois)
@@ -180,7 +185,7 @@ class GeneralInstanceDistill(DistillComponent):
         resp = self.response_loss
         if resp.cls_weight or resp.reg_weight:
             sizes = [x.shape[-2:] for x in student[self.cls_tap]]
-            mask = self.reader.assign(self.student_model.bbox_head, sizes,
+            mask = self.reader.assign(self.reader.head(self.student_model), sizes,
                                       [g.bboxes for g in gis], img_metas)
             cls, reg = resp(*(torch.cat(x, 1).flatten(0, 1)
                               for x in (s_cls, t_cls, s_reg, t_reg)), mask.flatten())

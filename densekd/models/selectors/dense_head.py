@@ -5,14 +5,16 @@ recorded map per FPN level) and needs, from them, with the head's own machinery:
 
 * class logits per prior, (N, A_l, C), prior order = mmdet's (H, W, anchors);
 * the regression in the head's own training encoding per prior, (N, A_l, 4): RetinaNet
-  deltas; ATSS ``scales[l]``-scaled deltas; FCOS ``scales[l]``-scaled distances after
+  and RPN deltas; ATSS ``scales[l]``-scaled deltas; FCOS ``scales[l]``-scaled distances after
   ``clamp(min=0)`` (``norm_on_bbox``, in stride units) or ``exp`` (pixels); GFL the
   ``integral`` (expected value) of the ``scales[l]``-scaled distribution, in stride units;
 * the decoded boxes (head's prior generator and bbox coder, as in its ``predict_by_feat``);
 * which priors the head's own ``get_targets`` assigns to a set of boxes.
 
 ``DenseHeadReader(kind)`` does this for ``kind`` in ``'retina'``, ``'atss'``, ``'fcos'``,
-``'gfl'``; the tap names are ``DenseHeadReader.TAPS[kind]``.
+``'gfl'`` and ``'rpn'`` (a two-stage detector's ``RPNHead``: one objectness class, anchors
+and deltas as RetinaNet); the tap names are ``DenseHeadReader.TAPS[kind]`` and the head is
+the detector's attribute ``DenseHeadReader.ATTRS[kind]``.
 """
 from __future__ import annotations
 
@@ -42,16 +44,27 @@ class DenseHeadReader:
         'atss': ('bbox_head.atss_cls', 'bbox_head.atss_reg'),
         'fcos': ('bbox_head.conv_cls', 'bbox_head.conv_reg'),
         'gfl': ('bbox_head.gfl_cls', 'bbox_head.gfl_reg'),
+        'rpn': ('rpn_head.rpn_cls', 'rpn_head.rpn_reg'),
     }
-    HEADS = {'retina': 'RetinaHead', 'atss': 'ATSSHead', 'fcos': 'FCOSHead', 'gfl': 'GFLHead'}
+    HEADS = {'retina': 'RetinaHead', 'atss': 'ATSSHead', 'fcos': 'FCOSHead', 'gfl': 'GFLHead',
+             'rpn': 'RPNHead'}
+    ATTRS = {'retina': 'bbox_head', 'atss': 'bbox_head', 'fcos': 'bbox_head',
+             'gfl': 'bbox_head', 'rpn': 'rpn_head'}
 
     def __init__(self, kind: str) -> None:
         if kind not in self.TAPS:
             raise ValueError(f'head must be one of {sorted(self.TAPS)}, got {kind!r}')
         self.kind = kind
 
-    def check(self, head: nn.Module, role: str) -> None:
+    def head(self, detector: nn.Module) -> nn.Module | None:
+        """The detector's head this reader reads (``bbox_head`` or ``rpn_head``)."""
+        return getattr(detector, self.ATTRS[self.kind], None)
+
+    def check(self, head: nn.Module | None, role: str) -> None:
         """Raise unless ``head`` is (a subclass of) the expected mmdet head with sigmoid scores."""
+        if head is None:
+            raise TypeError(f"GID head='{self.kind}' reads the detector's "
+                            f'{self.ATTRS[self.kind]}, which the {role} does not have')
         names = [c.__name__ for c in type(head).__mro__]
         if self.HEADS[self.kind] not in names:
             raise TypeError(f"GID head='{self.kind}' expects a {self.HEADS[self.kind]} but the "
@@ -73,7 +86,7 @@ class DenseHeadReader:
         """Per level (N, A_l, 4) regression in the head's training encoding."""
         out = []
         for lvl, x in enumerate(reg_maps):
-            if self.kind == 'retina':
+            if self.kind in ('retina', 'rpn'):
                 out.append(flatten_level(x, 4))
                 continue
             x = head.scales[lvl](x).float()
@@ -132,6 +145,6 @@ class DenseHeadReader:
             else:
                 anchors, valid = head.get_anchors(sizes, img_metas, device=device)
                 targets = head.get_targets(anchors, valid, gts, img_metas)
-                labels = targets[0] if self.kind == 'retina' else targets[1]
+                labels = targets[0] if self.kind in ('retina', 'rpn') else targets[1]
         labels = torch.cat(labels, dim=1)
         return (labels >= 0) & (labels < head.num_classes)
