@@ -41,6 +41,12 @@ TASKS = {
                     'configs/pkd/pkd_fpn_retinanet-r34_retinanet-r18_24e_toy.py'),
             'gid': ('GID (feature + relation + response)',
                     'configs/gid/gid_retinanet-r34_retinanet-r18_24e_toy.py'),
+            'gid_feature': ('GID, feature loss only',
+                            'configs/gid/gid-feature-only_retinanet-r34_retinanet-r18_24e_toy.py'),
+            'gid_relation': ('GID, relation loss only',
+                             'configs/gid/gid-relation-only_retinanet-r34_retinanet-r18_24e_toy.py'),
+            'gid_response': ('GID, response losses only',
+                             'configs/gid/gid-response-only_retinanet-r34_retinanet-r18_24e_toy.py'),
         }),
     'seg': dict(
         metric='mIoU', metric_name='mIoU', extra=('aAcc', 'aAcc'),
