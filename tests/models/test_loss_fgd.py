@@ -275,8 +275,11 @@ def test_build_and_feature_mimic_two_levels():
 
 
 def test_fused_focal_and_global_equal_the_separate_equations_with_gradients():
-    from densekd.models.losses.fgd import (fgd_focal_and_global_losses, fgd_focal_loss,
-                                           fgd_global_loss)
+    from densekd.models.losses.fgd import (
+        fgd_focal_and_global_losses,
+        fgd_focal_loss,
+        fgd_global_loss,
+    )
     torch.manual_seed(1)
     S = torch.randn(2, 6, 7, 5, requires_grad=True)
     T = torch.randn(2, 6, 7, 5)
