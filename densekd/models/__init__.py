@@ -1,7 +1,8 @@
-"""Models: the distillation model, components, losses, projectors, selectors and taps."""
+"""Models: distiller, components, losses, matchers, projectors, segmentors, selectors, taps."""
 from .components import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .projectors import *  # noqa: F401,F403
+from .segmentors import *  # noqa: F401,F403
 from .selectors import *  # noqa: F401,F403
 from .taps import ModuleTap, StopForward, TapError, TapSet  # noqa: F401
