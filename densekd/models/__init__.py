@@ -2,6 +2,7 @@
 from .components import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
+from .matchers import *  # noqa: F401,F403
 from .projectors import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
 from .selectors import *  # noqa: F401,F403

@@ -1,0 +1,16 @@
+# The toy Deformable DETR pair: R34-w32 teacher -> R18-w16 student (see configs/toy/deformable-detr_*).
+# Data, schedule and runtime are the student's, unchanged; a method config adds
+# `model.components`.
+_base_ = ['../../toy/deformable-detr_r18-w16_50e_toy.py']
+
+model = dict(
+    _delete_=True,
+    type='densekd.DistillationModel',
+    student=dict(config='{{fileDirname}}/../../toy/deformable-detr_r18-w16_50e_toy.py'),
+    teacher=dict(
+        config='{{fileDirname}}/../../toy/deformable-detr_r34-w32_50e_toy.py',
+        # written by: python tools/train.py configs/toy/deformable-detr_r34-w32_50e_toy.py
+        checkpoint='work_dirs/deformable-detr_r34-w32_50e_toy/epoch_50.pth'),
+    components=[])
+# student-only checkpoints beside each checkpoint; the teacher's score once, before training
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]

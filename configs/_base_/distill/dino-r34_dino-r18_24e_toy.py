@@ -1,0 +1,16 @@
+# The toy DINO-4scale pair: R34-w32 teacher -> R18-w16 student (see configs/toy/dino_*).
+# Data, schedule and runtime are the student's, unchanged; a method config adds
+# `model.components`.
+_base_ = ['../../toy/dino_r18-w16_24e_toy.py']
+
+model = dict(
+    _delete_=True,
+    type='densekd.DistillationModel',
+    student=dict(config='{{fileDirname}}/../../toy/dino_r18-w16_24e_toy.py'),
+    teacher=dict(
+        config='{{fileDirname}}/../../toy/dino_r34-w32_24e_toy.py',
+        # written by: python tools/train.py configs/toy/dino_r34-w32_24e_toy.py
+        checkpoint='work_dirs/dino_r34-w32_24e_toy/epoch_24.pth'),
+    components=[])
+# student-only checkpoints beside each checkpoint; the teacher's score once, before training
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]

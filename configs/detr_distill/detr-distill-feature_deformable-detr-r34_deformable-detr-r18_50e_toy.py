@@ -1,0 +1,10 @@
+# DETRDistill (Chang et al., ICCV 2023), Deformable DETR R34-w32 -> R18-w16, toy set:
+# target-aware feature distillation only (teacher top-100 (query, class) pairs per
+# decoder stage, all stages, neck levels, MSE weight 1).
+# Method notes and deviations: README.md in this folder.
+_base_ = ['../_base_/distill/deformable-detr-r34_deformable-detr-r18_50e_toy.py']
+
+model = dict(components=[
+    dict(type='densekd.DETRFeatureDistill', name='feature', topk=100, stages=None,
+         loss=dict(type='densekd.TargetAwareFeatureLoss', loss_weight=1.0)),
+])

@@ -1,0 +1,135 @@
+"""DETRLogitsDistill: DETRDistill's Hungarian-matching logits distillation."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from densekd.registry import MODELS, TASK_UTILS
+
+from ..losses.detr_distill import HungarianDistillLoss
+from ..matchers import HungarianMatcher
+from .base import DistillComponent, TapLevels
+from .detr_io import DECODER_TAP, DetrComponentMixin, image_wh
+
+__all__ = ['DETRLogitsDistill', 'layer_pairs']
+
+
+def layer_pairs(num_student: int, num_teacher: int,
+                mapping: str | Sequence[Sequence[int]] = 'last') -> list[tuple[int, int]]:
+    """(student layer, teacher layer) pairs for layer-by-layer distillation.
+
+    ``'last'``: the last ``min(Ls, Lt)`` layers aligned from the end, i.e. student layer
+    ``Ls - k`` with teacher layer ``Lt - k`` for k = 1..min (equal counts: layer i with layer
+    i, as the reference; a deeper student leaves its first layers without a teacher).
+    ``'final'``: only the two last layers. A list of pairs is used as given.
+    """
+    if mapping == 'last':
+        n = min(num_student, num_teacher)
+        return [(num_student - n + i, num_teacher - n + i) for i in range(n)]
+    if mapping == 'final':
+        return [(num_student - 1, num_teacher - 1)]
+    if isinstance(mapping, str):
+        raise ValueError(f"layer mapping must be 'last', 'final' or a list of pairs, "
+                         f'got {mapping!r}')
+    pairs = [(int(s), int(t)) for s, t in mapping]
+    for s, t in pairs:
+        if not (-num_student <= s < num_student and -num_teacher <= t < num_teacher):
+            raise ValueError(f'layer pair {(s, t)} out of range for {num_student} student / '
+                             f'{num_teacher} teacher decoder layers')
+    return pairs
+
+
+@MODELS.register_module()
+class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
+    """Hungarian-matching logits distillation (DETRDistill, ICCV 2023).
+
+    Per decoder-layer pair (:func:`layer_pairs`) and image, the student's matching queries
+    are matched one-to-one to the teacher's predictions (all of them, with their full
+    sigmoid score vectors) by :class:`HungarianMatcher` (soft-BCE x1, L1 x5, GIoU x2; with
+    different query counts ``min(Qs, Qt)`` pairs), then :class:`HungarianDistillLoss`
+    (logits 1, L1 5, GIoU 2; teacher-confidence weighting by default, ``weighting=None`` for
+    the reference code's plain mean). Losses are summed over layer pairs, as the reference's
+    per-layer terms are. The student's own GT losses are untouched.
+
+    Reads both models' ``decoder`` taps and the head predictions made from them
+    (:func:`head_predictions`, shared with the other DETRDistill components); DINO's
+    denoising queries are dropped. Student and teacher may be different DETR
+    variants but must predict the same classes.
+
+    Example::
+
+        dict(type='densekd.DETRLogitsDistill', name='logits',
+             loss=dict(type='densekd.HungarianDistillLoss', weighting='teacher_score'))
+
+    Args:
+        matcher: :class:`HungarianMatcher` or its config; default the paper's costs.
+        loss: :class:`HungarianDistillLoss` or its config.
+        layers: layer mapping (:func:`layer_pairs`): ``'last'``, ``'final'`` or pairs.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, matcher: dict | HungarianMatcher | None = None,
+                 loss: dict | nn.Module | None = None,
+                 layers: str | Sequence[Sequence[int]] = 'last',
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.student_taps = [DECODER_TAP]
+        self.teacher_taps = [DECODER_TAP]
+        self.clone_taps = {'student': {DECODER_TAP}, 'teacher': {DECODER_TAP}}
+        self.matcher = TASK_UTILS.build(matcher) if isinstance(matcher, dict) else \
+            (matcher or HungarianMatcher())
+        self.loss = MODELS.build(loss) if isinstance(loss, dict) else \
+            (loss or HungarianDistillLoss())
+        self.layers = layers
+
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Check both are DETR-family detectors with the same classes; hook the decoders."""
+        super().bind(student, teacher)
+        self._make_readers(student, teacher)
+        if student.bbox_head.cls_out_channels != teacher.bbox_head.cls_out_channels:
+            raise ValueError('DETRLogitsDistill: student and teacher heads predict different '
+                             'numbers of classes')
+
+    @torch.no_grad()
+    def match(self, s_cls: Tensor, s_box: Tensor, t_prob: Tensor, t_box: Tensor,
+              img_metas: list[dict]) -> tuple[Tensor, Tensor, Tensor]:
+        """Matched indices of one layer pair: ``(image, student query, teacher query)``.
+
+        Args:
+            s_cls, s_box: (B, Qs, C), (B, Qs, 4) student logits and boxes.
+            t_prob, t_box: (B, Qt, C), (B, Qt, 4) teacher probabilities and boxes.
+        """
+        img, s_idx, t_idx = [], [], []
+        for b, meta in enumerate(img_metas):
+            si, ti = self.matcher(s_cls[b], s_box[b], t_prob[b], t_box[b], meta['img_shape'])
+            img.append(torch.full_like(si, b))
+            s_idx.append(si)
+            t_idx.append(ti)
+        return torch.cat(img), torch.cat(s_idx), torch.cat(t_idx)
+
+    def forward(self, student: TapLevels, teacher: TapLevels,
+                data_samples: list[Any] | None = None) -> dict[str, Tensor]:
+        """``loss_logits``, ``loss_bbox``, ``loss_iou`` summed over the layer pairs."""
+        if data_samples is None:
+            raise ValueError('DETRLogitsDistill needs the data samples (image metas)')
+        img_metas = [ds.metainfo for ds in data_samples]
+        s_reader, t_reader = self.readers
+        s_cls, s_box = s_reader.predictions(student[DECODER_TAP], 'student')
+        with torch.no_grad():
+            t_cls, t_box = t_reader.predictions(teacher[DECODER_TAP], 'teacher')
+            t_prob = t_cls.float().sigmoid()
+            wh = torch.stack([image_wh(m, s_box) for m in img_metas])
+        s_reader.clear()
+        t_reader.clear()
+        losses: dict[str, Tensor] = {}
+        for ls, lt in layer_pairs(s_cls.shape[0], t_cls.shape[0], self.layers):
+            img, si, ti = self.match(s_cls[ls].detach(), s_box[ls].detach(), t_prob[lt],
+                                     t_box[lt], img_metas)
+            out = self.loss(s_cls[ls][img, si], s_box[ls][img, si], t_prob[lt][img, ti],
+                            t_box[lt][img, ti], wh[img])
+            for key, value in out.items():
+                losses[key] = losses[key] + value if key in losses else value
+        return losses

@@ -1,0 +1,205 @@
+"""DETRQueryPriorDistill: DETRDistill's query-prior assignment distillation."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmdet.models.losses import QualityFocalLoss
+from mmdet.structures.bbox import (
+    bbox_cxcywh_to_xyxy,
+    bbox_overlaps,
+    bbox_xyxy_to_cxcywh,
+    get_box_tensor,
+)
+from mmdet.utils import reduce_mean
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from densekd.registry import MODELS
+
+from .base import DistillComponent, TapLevels
+from .detr_io import (
+    DECODER_TAP,
+    DetrComponentMixin,
+    decoder_call_kwargs,
+    detr_variant,
+    image_wh,
+    pixel_boxes,
+    recording_paused,
+)
+
+__all__ = ['DETRQueryPriorDistill']
+
+
+@MODELS.register_module()
+class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
+    """Query-prior assignment distillation (DETRDistill, ICCV 2023).
+
+    The teacher's decoder queries -- content query, positional query and initial reference
+    points as its decoder received them (DINO: content query + its selected anchor boxes;
+    Conditional DETR: the positional query, the content query being zero) -- are run through
+    the student's decoder (``forward_decoder``, so each variant's own reference handling
+    applies) as an extra group on the student's encoder memory from the same step, and the
+    student head predicts boxes for them. The group is supervised with the student head's
+    own ``loss_cls`` / ``loss_bbox`` / ``loss_iou`` (and weights) against the GT, on every
+    decoder layer (summed), using the **teacher's** assignment of those queries: the
+    teacher's last-layer predictions matched to the GT by the teacher head's assigner. (The
+    reference code computes that assignment but then re-matches with the student's own
+    Hungarian assignment; we follow the paper.) An image without GT gives all-background
+    targets.
+
+    The group exists only inside this component's forward (in ``loss``): the student's
+    normal forward and predictions are unchanged. Where the widths differ, the teacher's
+    queries go through trainable ``Linear`` layers (one for the content, one for the
+    positional query). Student and teacher must be the same DETR variant with the same kind
+    of reference points.
+
+    Inputs come from forward pre-hooks on both ``decoder`` modules
+    (:class:`DecoderInputRecorder`, removed by :meth:`remove_hooks`) and the teacher's
+    ``decoder`` tap (its predictions via :func:`head_predictions`).
+
+    Args:
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.teacher_taps = [DECODER_TAP]
+        self.clone_taps = {'student': set(), 'teacher': {DECODER_TAP}}
+        self.query_proj: nn.Module = nn.Identity()
+        self.pos_proj: nn.Module = nn.Identity()
+
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Check the variants, build the projections, hook both decoders."""
+        super().bind(student, teacher)
+        self.variant = detr_variant(student)
+        if detr_variant(teacher) != self.variant:
+            raise ValueError(f'DETRQueryPriorDistill: the teacher ({type(teacher).__name__}) '
+                             f'and student ({type(student).__name__}) must be the same '
+                             'DETR variant')
+        if not hasattr(teacher.bbox_head, 'assigner'):
+            raise ValueError('DETRQueryPriorDistill: the teacher head has no assigner; give '
+                             'the teacher config its train_cfg')
+        s_dim, t_dim = student.embed_dims, teacher.embed_dims
+        if s_dim != t_dim:
+            self.query_proj = nn.Linear(t_dim, s_dim)
+            self.pos_proj = nn.Linear(t_dim, s_dim)
+        self._make_readers(student, teacher)
+
+    def group_inputs(self, s_kwargs: dict[str, Any], t_kwargs: dict[str, Any]) -> dict:
+        """``forward_decoder`` kwargs of the group: the student's memory, masks and level
+        geometry with the teacher's (projected) queries and reference points."""
+        call = decoder_call_kwargs(self.student_model, s_kwargs)
+        # the teacher may run in inference mode or under autocast: plain float32 copies
+        t_kwargs = {k: v.to(torch.float32, copy=v.is_inference())
+                    if isinstance(v, Tensor) and v.is_floating_point() else v
+                    for k, v in t_kwargs.items() if k in ('query', 'query_pos', 'reference_points')}
+        if self.variant == 'conditional':
+            call['query_pos'] = self.pos_proj(t_kwargs['query_pos'])
+            call['query'] = torch.zeros_like(call['query_pos'])
+            return call
+        call['query'] = self.query_proj(t_kwargs['query'])
+        if t_kwargs.get('query_pos') is not None:
+            call['query_pos'] = self.pos_proj(t_kwargs['query_pos'])
+        s_ref, t_ref = s_kwargs['reference_points'], t_kwargs['reference_points']
+        if s_ref.shape[-1] != t_ref.shape[-1]:
+            raise ValueError(f'DETRQueryPriorDistill: teacher reference points have '
+                             f'{t_ref.shape[-1]} coordinates, the student expects '
+                             f'{s_ref.shape[-1]} (two-stage vs one-stage)')
+        call['reference_points'] = t_ref
+        if 'dn_mask' in call:
+            call['dn_mask'] = None  # the group runs alone: no denoising queries to mask
+        return call
+
+    @torch.no_grad()
+    def teacher_targets(self, t_cls: Tensor, t_box: Tensor,
+                        data_samples: list[Any]) -> tuple[Tensor, ...]:
+        """The teacher's assignment of its queries to GT, as training targets.
+
+        Args:
+            t_cls, t_box: (B, Q, C) logits and (B, Q, 4) boxes of the teacher's last layer.
+
+        Returns:
+            ``labels (B*Q,)`` (``num_classes`` = background), ``bbox_targets (B*Q, 4)``
+            normalised cxcywh, ``bbox_weights (B*Q, 4)``, number of positives.
+        """
+        assigner = self.teacher_model.bbox_head.assigner
+        num_classes = self.student_model.bbox_head.num_classes
+        labels, targets, weights = [], [], []
+        for b, ds in enumerate(data_samples):
+            meta, gt = ds.metainfo, ds.gt_instances
+            gt_boxes = get_box_tensor(gt.bboxes).to(t_box.device).float()
+            pred = InstanceData(scores=t_cls[b], bboxes=pixel_boxes(t_box[b], meta))
+            gt_inst = InstanceData(bboxes=gt_boxes, labels=gt.labels.to(t_box.device))
+            gt_inds = assigner.assign(pred_instances=pred, gt_instances=gt_inst,
+                                      img_meta=meta).gt_inds
+            pos = gt_inds > 0
+            lab = torch.full_like(gt_inds, num_classes)
+            lab[pos] = gt_inst.labels[gt_inds[pos] - 1].to(lab.dtype)
+            tgt = t_box.new_zeros(t_box.shape[1], 4)
+            wgt = t_box.new_zeros(t_box.shape[1], 4)
+            factor = image_wh(meta, t_box).repeat(2)
+            tgt[pos] = bbox_xyxy_to_cxcywh(gt_boxes[gt_inds[pos] - 1] / factor)
+            wgt[pos] = 1.0
+            labels.append(lab)
+            targets.append(tgt)
+            weights.append(wgt)
+        return torch.cat(labels), torch.cat(targets), torch.cat(weights), \
+            sum(int((lab < num_classes).sum()) for lab in labels)
+
+    def layer_loss(self, cls: Tensor, boxes: Tensor, labels: Tensor, bbox_targets: Tensor,
+                   bbox_weights: Tensor, num_pos: int,
+                   img_metas: list[dict]) -> tuple[Tensor, Tensor, Tensor]:
+        """The student head's losses of one layer with fixed targets; mirrors mmdet's
+        ``DETRHead.loss_by_feat_single`` (avg factors, pixel GIoU, QFL's IoU targets)."""
+        head = self.student_model.bbox_head
+        num_total = labels.numel()
+        cls = cls.reshape(-1, head.cls_out_channels)
+        boxes = boxes.reshape(-1, 4)
+        cls_avg = num_pos * 1.0 + (num_total - num_pos) * head.bg_cls_weight
+        if head.sync_cls_avg_factor:
+            cls_avg = reduce_mean(cls.new_tensor([cls_avg]))
+        cls_avg = max(cls_avg, 1)
+        label_weights = torch.ones_like(labels, dtype=cls.dtype)
+        q = boxes.shape[0] // len(img_metas)
+        factors = torch.cat([image_wh(m, boxes).repeat(2)[None].expand(q, 4) for m in img_metas])
+        pred_px = bbox_cxcywh_to_xyxy(boxes) * factors
+        gt_px = bbox_cxcywh_to_xyxy(bbox_targets) * factors
+        if isinstance(head.loss_cls, QualityFocalLoss):
+            pos = labels < head.num_classes
+            scores = label_weights.new_zeros(labels.shape)
+            scores[pos] = bbox_overlaps(pred_px[pos].detach(), gt_px[pos], is_aligned=True)
+            loss_cls = head.loss_cls(cls, (labels, scores), label_weights, avg_factor=cls_avg)
+        else:
+            loss_cls = head.loss_cls(cls, labels, label_weights, avg_factor=cls_avg)
+        num_pos_avg = torch.clamp(reduce_mean(cls.new_tensor([num_pos])), min=1).item()
+        loss_iou = head.loss_iou(pred_px, gt_px, bbox_weights, avg_factor=num_pos_avg)
+        loss_bbox = head.loss_bbox(boxes, bbox_targets, bbox_weights, avg_factor=num_pos_avg)
+        return loss_cls, loss_bbox, loss_iou
+
+    def forward(self, student: TapLevels, teacher: TapLevels,
+                data_samples: list[Any] | None = None) -> dict[str, Tensor]:
+        """``loss_cls``, ``loss_bbox``, ``loss_iou`` of the teacher-query group, summed over
+        the student's decoder layers."""
+        if data_samples is None:
+            raise ValueError('DETRQueryPriorDistill needs the data samples (ground truth)')
+        s_reader, t_reader = self.readers
+        s_rec, t_rec = s_reader.recorder, t_reader.recorder
+        with torch.no_grad():
+            t_cls, t_box = t_reader.predictions(teacher[DECODER_TAP], 'teacher')
+        try:
+            call = self.group_inputs(s_rec.take('student'), t_rec.take('teacher'))
+            with recording_paused(s_reader.recorder.module):
+                out = self.student_model.forward_decoder(**call)
+            cls, boxes = self.student_model.bbox_head(out['hidden_states'], out['references'])
+        finally:
+            s_rec.clear()
+            t_rec.clear()
+        targets = self.teacher_targets(t_cls[-1], t_box[-1], data_samples)
+        img_metas = [ds.metainfo for ds in data_samples]
+        totals = [cls.sum() * 0, boxes.sum() * 0, boxes.sum() * 0]
+        for layer in range(cls.shape[0]):
+            for i, value in enumerate(self.layer_loss(cls[layer], boxes[layer], *targets,
+                                                      img_metas)):
+                totals[i] = totals[i] + value
+        return dict(loss_cls=totals[0], loss_bbox=totals[1], loss_iou=totals[2])

@@ -1,0 +1,318 @@
+"""DETRDistill: losses (hand values, closed forms), selection, layer mapping, and the three
+components on toy Deformable DETR, DINO and Conditional DETR in a DistillationModel."""
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmdet.structures import DetDataSample
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+
+from densekd.models.components.detr_distill_feature import select_target_queries
+from densekd.models.components.detr_distill_logits import layer_pairs
+from densekd.models.components.detr_io import head_predictions
+from densekd.models.losses.detr_distill import (
+    HungarianDistillLoss,
+    binary_entropy,
+    box_distill_losses,
+    soft_bce_distill_loss,
+    target_aware_feature_loss,
+    target_aware_mask,
+)
+from densekd.registry import MODELS
+
+COMPONENTS = [dict(type='densekd.DETRLogitsDistill', name='logits'),
+              dict(type='densekd.DETRFeatureDistill', name='feature'),
+              dict(type='densekd.DETRQueryPriorDistill', name='query')]
+
+
+# -- losses -----------------------------------------------------------------------------
+def test_soft_bce_zero_at_equality_and_reference_closed_form():
+    p = torch.tensor([[0.9, 0.05, 0.3], [0.01, 0.5, 0.99]])
+    x = torch.logit(p)
+    assert soft_bce_distill_loss(x, p).item() == pytest.approx(0.0, abs=1e-6)
+    # reference (no entropy subtraction): sum of the targets' entropies / avg_factor
+    ref = soft_bce_distill_loss(x, p, subtract_entropy=False, avg_factor=2.0)
+    assert ref.item() == pytest.approx(binary_entropy(p).sum().item() / 2, rel=1e-5)
+    # one element by hand: softplus(x) - x p - H(p)
+    xv, pv = 0.7, 0.2
+    h = -(pv * math.log(pv) + (1 - pv) * math.log(1 - pv))
+    expected = math.log1p(math.exp(xv)) - xv * pv - h
+    got = soft_bce_distill_loss(torch.tensor([[xv]]), torch.tensor([[pv]]))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_bce_gradient_is_that_of_bce():
+    x = torch.randn(4, 3, requires_grad=True)
+    p = torch.rand(4, 3)
+    soft_bce_distill_loss(x, p).backward()
+    torch.testing.assert_close(x.grad, torch.sigmoid(x.detach()) - p)
+
+
+def test_empty_inputs_give_graph_keeping_zeros():
+    x = torch.zeros(0, 5, requires_grad=True)
+    b = torch.zeros(0, 4, requires_grad=True)
+    loss = HungarianDistillLoss()(x, b, torch.zeros(0, 5), torch.zeros(0, 4), torch.zeros(0, 2))
+    for value in loss.values():
+        assert value.item() == 0.0 and value.requires_grad and not torch.isnan(value)
+
+
+def test_box_losses_hand_values():
+    s = torch.tensor([[0.25, 0.25, 0.5, 0.5]])
+    t = torch.tensor([[0.5, 0.25, 0.5, 0.5]])
+    l1, giou = box_distill_losses(s, t, torch.tensor([[200.0, 100.0]]))
+    assert l1.item() == pytest.approx(0.25)
+    assert giou.item() == pytest.approx(1 - 1 / 3, rel=1e-5)  # GIoU 1/3 (see test_matchers)
+
+
+def test_teacher_background_is_down_weighted():
+    # pair 0: confident teacher (max prob 0.9), pair 1: background teacher (max prob 0.02)
+    t_prob = torch.tensor([[0.9, 0.1], [0.02, 0.01]])
+    s_logit = torch.tensor([[0.0, 0.0], [2.0, 2.0]])
+    s_box = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.2, 0.2]])
+    t_box = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.7, 0.5, 0.2, 0.2]])
+    wh = torch.tensor([[128.0, 128.0], [128.0, 128.0]])
+    per_pair = (F.binary_cross_entropy_with_logits(s_logit, t_prob, reduction='none')
+                - binary_entropy(t_prob)).sum(-1)
+    l1_pair = (s_box - t_box).abs().sum(-1)
+    paper = HungarianDistillLoss(weighting='teacher_score')(s_logit, s_box, t_prob, t_box, wh)
+    ref = HungarianDistillLoss(weighting=None)(s_logit, s_box, t_prob, t_box, wh)
+    w = torch.tensor([0.9, 0.02])
+    assert paper['loss_logits'].item() == pytest.approx(
+        ((w * per_pair).sum() / w.sum()).item(), rel=1e-5)
+    assert ref['loss_logits'].item() == pytest.approx(per_pair.mean().item(), rel=1e-5)
+    assert paper['loss_bbox'].item() == pytest.approx(
+        5 * ((w * l1_pair).sum() / w.sum()).item(), rel=1e-5)
+    assert ref['loss_bbox'].item() == pytest.approx(5 * l1_pair.mean().item(), rel=1e-5)
+    # the background pair dominates the reference's loss but not the weighted one
+    assert per_pair[1] > 5 * per_pair[0]
+    assert paper['loss_logits'] < 0.5 * ref['loss_logits']
+    with pytest.raises(ValueError):
+        HungarianDistillLoss(weighting='mean')
+
+
+def test_target_aware_mask_hand_case_and_loss():
+    queries = torch.tensor([[[1.0, 0.0]]])                 # (B=1, N=1, D=2)
+    quality = torch.tensor([[0.5]])
+    feat = torch.tensor([[[[2.0, 0.0]], [[0.0, 3.0]]]])    # (1, 2, 1, 2): cos 1 and cos 0
+    mask = target_aware_mask(queries, quality, feat)
+    # [0.5 * 1, clamp(0.5 * 0, 0.01)] / 0.5 = [1, 0.02]
+    torch.testing.assert_close(mask, torch.tensor([[[[1.0, 0.02]]]]))
+    student = torch.zeros_like(feat)
+    expected = ((feat * mask) ** 2).mean()   # (4 + 0 + 0 + (3 * 0.02)^2) / 4
+    loss = target_aware_feature_loss(student, feat, mask)
+    assert loss.item() == pytest.approx(expected.item())
+    assert expected.item() == pytest.approx((4 + 0.0036) / 4)
+
+
+def _sample(gt_boxes, h=100, w=100):
+    ds = DetDataSample(metainfo=dict(img_shape=(h, w)))
+    ds.gt_instances = InstanceData(bboxes=torch.tensor(gt_boxes, dtype=torch.float32).view(-1, 4),
+                                   labels=torch.zeros(len(gt_boxes), dtype=torch.long))
+    return ds
+
+
+def test_select_target_queries_quality_with_and_without_gt():
+    # 2 queries x 2 classes; probabilities 0.9, 0.2 / 0.6, 0.1
+    cls = torch.logit(torch.tensor([[0.9, 0.2], [0.6, 0.1]]))[None].repeat(2, 1, 1)
+    # query 0 covers (0, 0, 50, 50) px, query 1 (50, 50, 100, 100)
+    boxes = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]])[None].repeat(2, 1, 1)
+    embeds = torch.tensor([[1.0, 0.0], [0.0, 1.0]])[None].repeat(2, 1, 1)
+    # image 0: GT = (0, 0, 50, 25): IoU 0.5 with query 0, 0 with query 1; image 1: no GT
+    samples = [_sample([[0, 0, 50, 25]]), _sample([])]
+    queries, quality = select_target_queries(cls, boxes, embeds, 3, samples)
+    # top-3 pairs: (q0, c0) 0.9, (q1, c0) 0.6, (q0, c1) 0.2
+    torch.testing.assert_close(quality[0], torch.tensor([0.45, 0.0, 0.1]))
+    torch.testing.assert_close(quality[1], torch.tensor([0.9, 0.6, 0.2]))  # score only
+    torch.testing.assert_close(queries[1], torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+
+
+def test_layer_pairs():
+    assert layer_pairs(3, 3) == [(0, 0), (1, 1), (2, 2)]
+    assert layer_pairs(3, 6) == [(0, 3), (1, 4), (2, 5)]   # last layers aligned
+    assert layer_pairs(6, 3) == [(3, 0), (4, 1), (5, 2)]
+    assert layer_pairs(6, 3, 'final') == [(5, 2)]
+    assert layer_pairs(2, 2, [(0, 1)]) == [(0, 1)]
+    with pytest.raises(ValueError):
+        layer_pairs(2, 2, [(0, 5)])
+
+
+# -- components on toy DETRs ---------------------------------------------------------------
+SCHEDULE = {'deformable-detr': '50e', 'dino': '24e', 'conditional-detr': '50e'}
+
+
+def build(variant, components=COMPONENTS, teacher=None):
+    student = f'configs/toy/{variant}_r18-w16_{SCHEDULE[variant]}_toy.py'
+    teacher = teacher or f'configs/toy/{variant}_r34-w32_{SCHEDULE[variant]}_toy.py'
+    with DefaultScope.overwrite_default_scope('mmdet'), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(dict(type='densekd.DistillationModel', student=dict(config=student),
+                                  teacher=dict(config=teacher), components=components))
+    model.init_weights()
+    return model
+
+
+@pytest.fixture(scope='module')
+def models(repo_root):
+    torch.manual_seed(0)
+    return {v: build(v) for v in ('deformable-detr', 'dino', 'conditional-detr')}
+
+
+@pytest.fixture(scope='module')
+def repo_root():
+    import os
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cwd = os.getcwd()
+    os.chdir(root)
+    yield root
+    os.chdir(cwd)
+
+
+def batch(model, num_items=(3, 0), seed=0):
+    from mmdet.testing import demo_mm_inputs
+    torch.manual_seed(seed)
+    data = demo_mm_inputs(batch_size=len(num_items), image_shapes=[(3, 128, 128)] * len(num_items),
+                          num_items=list(num_items), num_classes=5)
+    return model.data_preprocessor(data, True)
+
+
+@pytest.mark.parametrize('variant', ['deformable-detr', 'dino', 'conditional-detr'])
+def test_all_components_loss_and_backward(models, variant):
+    model = models[variant]
+    model.train()
+    model.zero_grad()
+    data = batch(model)   # the second image has no GT
+    losses = model(**data, mode='loss')
+    keys = {f'distill.{c}.{k}' for c, ks in (('logits', ('loss_logits', 'loss_bbox', 'loss_iou')),
+                                             ('feature', ('loss_feature',)),
+                                             ('query', ('loss_cls', 'loss_bbox', 'loss_iou')))
+            for k in ks}
+    assert keys <= set(losses)
+    for key in keys:
+        assert torch.isfinite(losses[key]) and losses[key].item() > 0, key
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    grads = [p.grad for p in model.student.parameters() if p.requires_grad]
+    assert all(g is None or torch.isfinite(g).all() for g in grads)
+    assert model.student.backbone.conv1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+    for name, p in model.components.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    if variant == 'deformable-detr':   # 64-d student, 128-d teacher: adapters + projections
+        names = {n for n, _ in model.components.named_parameters()}
+        assert {'feature.adapters.0.layers.0.weight', 'query.query_proj.weight',
+                'query.pos_proj.weight'} <= names
+
+
+def test_dino_denoising_queries_are_excluded(models):
+    model = models['dino']
+    model.train()
+    captured = {}
+
+    def hook(module, args, kwargs, output):
+        captured['out'] = output
+
+    head = model.student.bbox_head
+    handle = head.register_forward_hook(hook, with_kwargs=True)
+    try:
+        torch.manual_seed(1)
+        data = batch(model, num_items=(4, 2))
+        img_feats = model.student.extract_feat(data['inputs'])
+        head_in = model.student.forward_transformer(img_feats, data['data_samples'])
+        dn_meta = head_in['dn_meta']
+        full_cls, _ = head(head_in['hidden_states'], head_in['references'])
+    finally:
+        handle.remove()
+    num_dn = dn_meta['num_denoising_queries']
+    assert num_dn > 0 and full_cls.shape[2] == num_dn + model.student.num_queries
+    match_cls, _, _, _ = head.split_outputs(full_cls, full_cls[..., :4], dn_meta)
+    reader = model.components['logits'].readers[0]
+    levels = [head_in['hidden_states'], torch.stack(head_in['references'])]
+    cls, boxes = reader.predictions(levels, 'student')
+    assert cls.shape[2] == model.student.num_queries
+    torch.testing.assert_close(cls, match_cls)
+    torch.testing.assert_close(cls, head_predictions(model.student, levels, {})[0][:, :, num_dn:])
+    for r in model.components['logits'].readers:
+        r.clear()
+
+
+@pytest.mark.parametrize('variant', ['deformable-detr', 'dino'])
+def test_student_outputs_unchanged_by_distillation(models, variant):
+    model = models[variant]
+    data = batch(model, num_items=(2, 1), seed=2)
+    model.eval()
+    with torch.no_grad():
+        before = model.student.predict(data['inputs'], data['data_samples'])
+    model.train()
+    torch.manual_seed(5)   # same RNG for dropout / denoising queries in both runs
+    with_kd = model(**data, mode='loss')
+    torch.manual_seed(5)
+    alone = model.student.loss(data['inputs'], data['data_samples'])
+    for key, value in alone.items():
+        torch.testing.assert_close(with_kd[key], value, msg=key)
+    model.eval()
+    with torch.no_grad():
+        after = model.student.predict(data['inputs'], data['data_samples'])
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a.pred_instances.bboxes, b.pred_instances.bboxes)
+        torch.testing.assert_close(a.pred_instances.scores, b.pred_instances.scores)
+
+
+def test_identical_teacher_and_student_give_zero_logits_loss(repo_root):
+    # DINO has no dropout; the student's BN is put in eval so both see the same features
+    torch.manual_seed(0)
+    model = build('dino', [COMPONENTS[0]], teacher='configs/toy/dino_r18-w16_24e_toy.py')
+    model.teacher.load_state_dict(model.student.state_dict())
+    model.train()
+    model.student.backbone.eval()
+    losses = model(**batch(model), mode='loss')
+    for key in ('loss_logits', 'loss_bbox', 'loss_iou'):
+        assert losses[f'distill.logits.{key}'].item() == pytest.approx(0.0, abs=1e-4), key
+
+
+def test_query_prior_targets_all_background_without_gt(models):
+    comp = models['deformable-detr'].components['query']
+    q, c = models['deformable-detr'].teacher.num_queries, 5
+    t_cls = torch.randn(2, q, c)
+    t_box = torch.rand(2, q, 4) * 0.5 + 0.25
+    samples = [_sample([[10, 10, 60, 70], [30, 40, 90, 120]], 128, 128), _sample([], 128, 128)]
+    labels, targets, weights, num_pos = comp.teacher_targets(t_cls, t_box, samples)
+    assert num_pos == 2
+    assert (labels[q:] == c).all() and (weights[q:] == 0).all()
+    pos = labels[:q] < c
+    assert pos.sum() == 2
+    # targets are the GT boxes in normalised cxcywh
+    expected = {(35 / 128, 40 / 128, 50 / 128, 60 / 128), (60 / 128, 80 / 128, 60 / 128, 80 / 128)}
+    got = {tuple(round(v, 5) for v in t.tolist()) for t in targets[:q][pos]}
+    assert got == {tuple(round(v, 5) for v in e) for e in expected}
+
+
+def test_hooks_are_removed(repo_root):
+    model = build('conditional-detr', [COMPONENTS[2]])
+    comp = model.components['query']
+    assert len(model.student.decoder._forward_pre_hooks) == 1
+    comp.remove_hooks()
+    comp.remove_hooks()
+    assert len(model.student.decoder._forward_pre_hooks) == 0
+    assert len(model.teacher.decoder._forward_pre_hooks) == 0
+
+
+def test_query_prior_loss_equals_mmdet_loss_under_the_same_assignment(models):
+    # both toy heads use the same Hungarian assigner config, so assigning the student's own
+    # predictions with the teacher's assigner is the student head's assignment: the group loss
+    # must then equal mmdet's DETRHead.loss_by_feat_single
+    model = models['deformable-detr']
+    comp, head = model.components['query'], model.student.bbox_head
+    g = torch.Generator().manual_seed(4)
+    cls = torch.randn(2, 30, 5, generator=g)
+    boxes = torch.rand(2, 30, 4, generator=g) * 0.5 + 0.25
+    samples = [_sample([[10, 10, 60, 70], [30, 40, 90, 120]], 128, 128),
+               _sample([[0, 0, 128, 64]], 128, 128)]
+    targets = comp.teacher_targets(cls, boxes, samples)
+    ours = comp.layer_loss(cls, boxes, *targets, [s.metainfo for s in samples])
+    ref = head.loss_by_feat_single(cls, boxes, [s.gt_instances for s in samples],
+                                   [s.metainfo for s in samples])
+    for a, b in zip(ours, ref):
+        assert a.item() == pytest.approx(b.item(), rel=1e-5)
