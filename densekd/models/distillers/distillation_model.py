@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor, nn
 
 from densekd.registry import MODELS
@@ -22,6 +23,8 @@ from .teacher_input import build_teacher_input_adapter
 __all__ = ['DistillationModel']
 
 TEACHER_PREFIX = 'teacher.'
+# loss keys ending in this are stepped by optim_wrapper['discriminator'] (see train_step)
+DISCRIMINATOR_LOSS = 'loss_discriminator'
 
 
 def _drop_teacher_state(module: nn.Module, state_dict: dict, prefix: str,
@@ -230,6 +233,44 @@ class DistillationModel(BaseModel):
         super().train(mode)
         self.teacher.eval()
         return self
+
+    # -- training step -------------------------------------------------------------------
+    def train_step(self, data: dict | tuple | list,
+                   optim_wrapper: OptimWrapper | OptimWrapperDict) -> dict[str, Tensor]:
+        """One optimisation step; mmengine's for a plain ``OptimWrapper``.
+
+        With an ``OptimWrapperDict`` ``{'model': ..., 'discriminator': ...}`` (components with
+        an adversarial discriminator, e.g. CAKD's multi-view training; build it with
+        ``constructor='DiscriminatorOptimWrapperConstructor'``), losses whose key ends in
+        ``loss_discriminator`` are summed and stepped by the ``'discriminator'`` wrapper
+        first (they see detached features only), then all other losses by the ``'model'``
+        wrapper. The components compute the student's adversarial loss with frozen copies
+        of the discriminator, so both updates use the discriminator as it was at the
+        forward (a simultaneous-gradient GAN step), and the discriminator's step cannot
+        disturb the student's backward.
+        """
+        dict_wrapper = isinstance(optim_wrapper, OptimWrapperDict)
+        context_wrapper = optim_wrapper['model'] if dict_wrapper else optim_wrapper
+        with context_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        disc = {k: v for k, v in losses.items() if k.endswith(DISCRIMINATOR_LOSS)}
+        if not dict_wrapper:
+            if disc:
+                raise ValueError(f'DistillationModel: {sorted(disc)} need their own optimiser; '
+                                 "use optim_wrapper=dict(constructor='DiscriminatorOptim"
+                                 "WrapperConstructor', model=dict(...), discriminator=dict(...))")
+            parsed, log_vars = self.parse_losses(losses)
+            optim_wrapper.update_params(parsed)
+            return log_vars
+        parsed, log_vars = self.parse_losses(
+            {k: v for k, v in losses.items() if k not in disc})
+        if disc:
+            disc_total, disc_vars = self.parse_losses(disc)
+            optim_wrapper['discriminator'].update_params(disc_total)
+            log_vars.update({k: v for k, v in disc_vars.items() if k != 'loss'})
+        optim_wrapper['model'].update_params(parsed)
+        return log_vars
 
     # -- forward -------------------------------------------------------------------------
     def forward(self, inputs: Tensor, data_samples: list | None = None,

@@ -1,4 +1,5 @@
 """Distillation losses: a pure tensor function plus a registered module per paper."""
+from .cakd import GLLoss, PCALoss, discriminator_loss, generator_loss, gl_loss, pca_loss
 from .cwd import ChannelWiseDivergence, channel_wise_divergence
 from .detr_distill import (
     HungarianDistillLoss,
@@ -33,8 +34,20 @@ from .l2 import L2Loss, l2_loss
 from .mgd import MGDLoss, mgd_loss, random_spatial_mask
 from .pixel_kd import PixelWiseKD, pixel_wise_kd
 from .pkd import PKDLoss, pkd_loss
+from .scalekd import (
+    ScaleKDFrequencyLoss,
+    ScaleKDSpatialLoss,
+    dct2,
+    dct_matrix,
+    frequency_filter,
+    idct2,
+    scalekd_frequency_loss,
+    scalekd_spatial_loss,
+)
 
 __all__ = [
+    # CAKD (cross-architecture)
+    'GLLoss', 'PCALoss', 'discriminator_loss', 'generator_loss', 'gl_loss', 'pca_loss',
     # CWD
     'ChannelWiseDivergence', 'channel_wise_divergence',
     # DETRDistill
@@ -49,4 +62,7 @@ __all__ = [
     # FitNet, MGD, pixel KD, PKD
     'L2Loss', 'l2_loss', 'MGDLoss', 'mgd_loss', 'random_spatial_mask', 'PixelWiseKD',
     'pixel_wise_kd', 'PKDLoss', 'pkd_loss',
+    # ScaleKD
+    'ScaleKDFrequencyLoss', 'ScaleKDSpatialLoss', 'dct2', 'dct_matrix', 'frequency_filter',
+    'idct2', 'scalekd_frequency_loss', 'scalekd_spatial_loss',
 ]

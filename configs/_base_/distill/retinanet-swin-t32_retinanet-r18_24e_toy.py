@@ -1,0 +1,14 @@
+# The toy cross-architecture detection pair: RetinaNet Swin-t32 teacher -> RetinaNet R18-w16
+# student. Data, schedule and runtime are the student's; a method config adds components.
+_base_ = ['../../toy/retinanet_r18-w16_fpn_24e_toy.py']
+
+model = dict(
+    _delete_=True,
+    type='densekd.DistillationModel',
+    student=dict(config='{{fileDirname}}/../../toy/retinanet_r18-w16_fpn_24e_toy.py'),
+    teacher=dict(
+        config='{{fileDirname}}/../../toy/retinanet_swin-t32_fpn_24e_toy.py',
+        # written by: python tools/train.py configs/toy/retinanet_swin-t32_fpn_24e_toy.py
+        checkpoint='work_dirs/retinanet_swin-t32_fpn_24e_toy/epoch_24.pth'),
+    components=[])
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]

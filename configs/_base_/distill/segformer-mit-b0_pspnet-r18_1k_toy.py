@@ -1,0 +1,15 @@
+# The toy cross-architecture segmentation pair: SegFormer MiT-B0 teacher -> PSPNet R18-w16
+# student (dilated, output stride 8). Data, schedule and runtime are the student's; a method
+# config adds `model.components`.
+_base_ = ['../../toy/pspnet_r18-w16_1k_toy.py']
+
+model = dict(
+    _delete_=True,
+    type='densekd.DistillationModel',
+    student=dict(config='{{fileDirname}}/../../toy/pspnet_r18-w16_1k_toy.py'),
+    teacher=dict(
+        config='{{fileDirname}}/../../toy/segformer_mit-b0_1500i_toy.py',
+        # written by: python tools/train.py configs/toy/segformer_mit-b0_1500i_toy.py
+        checkpoint='work_dirs/segformer_mit-b0_1500i_toy/iter_1500.pth'),
+    components=[])
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
