@@ -8,7 +8,8 @@ Trains the teacher once (seed 0; or reuses ``--teacher-checkpoint``), the baseli
 and each distilled student for every seed, all with the configs' own schedule, then writes
 one table: mean and spread (min-max) over seeds of the task metric per row. Runs go
 ``--jobs`` at a time, one process and one torch thread each (``tools/demo.py --run``). A
-run whose ``demo_result.json`` exists is not repeated, so an interrupted call resumes.
+run whose ``demo_result.json`` exists is not repeated, so an interrupted call resumes;
+``--table-only`` trains nothing and tabulates what is there (missing runs show as ``-``).
 The step cost of each method comes from ``tools/benchmark.py`` (run separately; see
 benchmarks/README.md).
 """
@@ -113,6 +114,8 @@ def main() -> None:
     parser.add_argument('--teacher-checkpoint', help='reuse a trained teacher')
     parser.add_argument('--work-dir', default='work_dirs/toy_results')
     parser.add_argument('--md', help='also write the table here')
+    parser.add_argument('--table-only', action='store_true',
+                        help='train nothing; tabulate the runs already in --work-dir')
     args = parser.parse_args()
     task = TASKS[args.task]
     methods = args.methods or list(task['methods'])
@@ -125,6 +128,14 @@ def main() -> None:
 
     ensure_toy_dataset(osp.join(REPO, 'data/toy'))
     start = time.perf_counter()
+    if args.table_only:
+        teacher = args.teacher_checkpoint or last_checkpoint(osp.join(work, 'teacher_s0'))
+        table = summarise(args, task, methods, work, teacher)
+        print(table)
+        if args.md:
+            with open(args.md, 'w') as f:
+                f.write(table + '\n')
+        return
     jobs = [(f'student_s{s}', task['student'][1], {'randomness.seed': s}) for s in args.seeds]
     teacher = args.teacher_checkpoint
     if teacher is None:
