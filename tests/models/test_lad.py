@@ -331,3 +331,16 @@ def test_distillation_model_feeds_the_teacher_its_labels():
         expected = teacher.segmentor(teacher.assisted_inputs(x, samples(labels)), None,
                                      mode='tensor')
     torch.testing.assert_close(with_gt, expected)
+
+
+def test_teacher_normalisation_read_from_the_built_wrapper_when_its_config_omits_it():
+    # a wrapper config without the repeated data_preprocessor: the wrapper takes its inner
+    # segmentor's, and the DistillationModel reads that instead of assuming raw pixels
+    teacher = Config.fromfile(
+        osp.join(REPO, 'configs/lad/lad_teacher_pspnet_r34-w32_1500i_toy.py')).model
+    teacher.pop('data_preprocessor')
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/lad/lad_cwd_logits_pspnet-r34_pspnet-r18_1k_toy.py'))
+    cfg.model.teacher = dict(model=teacher, scope='mmseg')
+    model = build(cfg.model)
+    assert model.teacher_input is None

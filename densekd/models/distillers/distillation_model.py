@@ -18,7 +18,7 @@ from densekd.utils.config import load_model_spec
 
 from ..components.base import DistillComponent
 from ..taps import StopForward, TapError, TapSet
-from .teacher_input import build_teacher_input_adapter
+from .teacher_input import build_teacher_input_adapter, preprocessor_config
 
 __all__ = ['DistillationModel']
 
@@ -146,8 +146,10 @@ class DistillationModel(BaseModel):
                           'random initialisation; set teacher.checkpoint', stacklevel=2)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.teacher_input = build_teacher_input_adapter(
-            student_pre, t_spec.model.get('data_preprocessor'))
+        # the teacher's normalisation: its config's, else what its built preprocessor does
+        teacher_pre = t_spec.model.get('data_preprocessor') or \
+            preprocessor_config(getattr(self.teacher, 'data_preprocessor', None))
+        self.teacher_input = build_teacher_input_adapter(student_pre, teacher_pre)
         if predict_with not in ('student', 'teacher'):
             raise ValueError(f"predict_with must be 'student' or 'teacher', got {predict_with!r}")
         self.predict_with = predict_with

@@ -1,12 +1,27 @@
 """Re-normalising the student's preprocessed batch for a teacher trained differently."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ['TeacherInputAdapter', 'build_teacher_input_adapter']
+__all__ = ['TeacherInputAdapter', 'build_teacher_input_adapter', 'preprocessor_config']
+
+
+def preprocessor_config(module: nn.Module | None) -> dict:
+    """``mean`` / ``std`` / ``bgr_to_rgb`` of a built data preprocessor (mmengine's
+    ``ImgDataPreprocessor`` and subclasses, mmseg's ``SegDataPreProcessor``).
+
+    For a model whose config leaves its preprocessor to a default (e.g. a wrapper that
+    takes its inner model's): what it really does. ``{}`` when it does not normalise.
+    """
+    if module is None or not getattr(module, '_enable_normalize', False):
+        return {}
+    return dict(mean=module.mean.flatten().tolist(), std=module.std.flatten().tolist(),
+                bgr_to_rgb=bool(getattr(module, '_channel_conversion', False)  # mmengine
+                                or getattr(module, 'channel_conversion', False)))  # mmseg
 
 
 def _norm_params(cfg: dict | None, channels: int) -> tuple[list[float], list[float], bool]:
@@ -54,6 +69,9 @@ def build_teacher_input_adapter(student_pre: dict | None,
     channels = len((student_pre or {}).get('mean') or (teacher_pre or {}).get('mean') or [0] * 3)
     m_s, s_s, f_s = _norm_params(student_pre, channels)
     m_t, s_t, f_t = _norm_params(teacher_pre, channels)
-    if m_s == m_t and s_s == s_t and f_s == f_t:
+    same = len(m_s) == len(m_t) and all(  # float32 buffers vs config floats
+        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+        for a, b in zip(m_s + s_s, m_t + s_t))
+    if same and f_s == f_t:
         return None
     return TeacherInputAdapter(m_s, s_s, m_t, s_t, f_s != f_t)
