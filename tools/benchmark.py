@@ -53,6 +53,7 @@ def build(config: str, device: str, **options):
             warnings.catch_warnings():
         warnings.simplefilter('ignore')
         model = MODELS.build(cfg.model)
+        model.init_weights()  # uninitialised parameters (DETRs' level_embeds) can hold NaN
     return model.to(device).train()
 
 

@@ -54,18 +54,23 @@ def make_batch(model: BaseModel, batch_size: int, size: int, seed: int = 0) -> d
 
 
 def _num_classes(detector: torch.nn.Module) -> int:
-    for head in ('bbox_head', 'rpn_head'):
-        if hasattr(detector, head):
-            n = getattr(getattr(detector, head), 'num_classes', None)
-            if n:
-                return n
+    """Object classes: the RoI head's (two-stage; the RPN has one) or the dense head's."""
     roi = getattr(detector, 'roi_head', None)
-    return getattr(getattr(roi, 'bbox_head', None), 'num_classes', 80)
+    for head in (getattr(roi, 'bbox_head', None), getattr(detector, 'bbox_head', None)):
+        n = getattr(head, 'num_classes', None)
+        if n:
+            return n
+    return 80
 
 
-def step_functions(model: BaseModel, data: dict, lr: float = 1e-4,
+def step_functions(model: BaseModel, data: dict, lr: float = 0.0,
                    with_loss_mode: bool = False) -> dict[str, Callable[[], None]]:
-    """Closures for the variants on one preprocessed batch (see the module docstring)."""
+    """Closures for the variants on one preprocessed batch (see the module docstring).
+
+    The SGD steps use ``lr=0`` by default: every step does the same arithmetic as a real
+    one (momentum buffers, parameter update), but the random weights stay put, so a long
+    timing run on one batch without the configs' gradient clipping cannot drift.
+    """
     inputs, samples = data['inputs'], data['data_samples']
     student_params = [p for p in model.student.parameters() if p.requires_grad]
     all_params = [p for p in model.parameters() if p.requires_grad]

@@ -289,3 +289,11 @@ def test_components_see_the_models_without_owning_them(det_paths):
     # not submodules: no duplicated parameters or state
     assert not any(k.startswith(('student', 'teacher')) for k in comp.state_dict())
     assert sum(1 for _ in comp.parameters()) == 0
+
+
+def test_teacher_without_checkpoint_is_initialised(det_paths):
+    # a teacher without checkpoint gets its own init_weights (models such as DETRs keep
+    # uninitialised memory, possibly NaN, in some parameters until then)
+    model = build(det_paths)
+    assert model.teacher.is_init
+    assert all(torch.isfinite(p).all() for p in model.teacher.parameters())

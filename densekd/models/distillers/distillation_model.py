@@ -144,6 +144,8 @@ class DistillationModel(BaseModel):
         else:
             warnings.warn('DistillationModel: the teacher has no checkpoint and keeps its '
                           'random initialisation; set teacher.checkpoint', stacklevel=2)
+            # some models hold uninitialised memory until init_weights (DETRs' level_embeds)
+            self.teacher.init_weights()
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         # the teacher's normalisation: its config's, else what its built preprocessor does
