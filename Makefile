@@ -53,6 +53,26 @@ BENCH_CONFIGS := configs/cwd/cwd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
 	configs/cwd/cwd_logits_pspnet-r34_pspnet-r18_1k_toy.py \
 	configs/mgd/mgd_layer4_pspnet-r34_pspnet-r18_1k_toy.py
 
+# session-3 methods (DETRDistill, LAD, cross-architecture, GID on an RPN) with the FGD / GID
+# toy configs again and toy CWD as a control, in one interleaved run
+BENCH_CONFIGS_MORE := configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/fgd/fgd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/gid/gid_retinanet-r34_retinanet-r18_24e_toy.py \
+	configs/gid/gid_rpn_faster-rcnn-r34_faster-rcnn-r18_24e_toy.py \
+	configs/detr_distill/detr-distill-logits_deformable-detr-r34_deformable-detr-r18_50e_toy.py \
+	configs/detr_distill/detr-distill-feature_deformable-detr-r34_deformable-detr-r18_50e_toy.py \
+	configs/detr_distill/detr-distill-query_deformable-detr-r34_deformable-detr-r18_50e_toy.py \
+	configs/detr_distill/detr-distill_deformable-detr-r34_deformable-detr-r18_50e_toy.py \
+	configs/detr_distill/detr-distill_dino-r34_dino-r18_24e_toy.py \
+	configs/detr_distill/detr-distill_conditional-detr-r34_conditional-detr-r18_50e_toy.py \
+	configs/lad/lad_cwd_logits_pspnet-r34_pspnet-r18_1k_toy.py \
+	configs/cross_arch/fitnet_fpn_retinanet-swin-t32_retinanet-r18_24e_toy.py \
+	configs/cross_arch/cakd_pca-gl_s3_retinanet-swin-t32_retinanet-r18_24e_toy.py \
+	configs/cross_arch/cakd_pca-gl-mvg_s3_retinanet-swin-t32_retinanet-r18_24e_toy.py \
+	configs/cross_arch/scalekd_s3-s4_retinanet-swin-t32_retinanet-r18_24e_toy.py \
+	configs/cross_arch/cakd_pca-gl_mit-s4_segformer-mit-b0_pspnet-r18_1k_toy.py \
+	configs/cross_arch/scalekd_s3-s4_segformer-mit-b0_pspnet-r18_1k_toy.py
+
 bench: install
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS) --batch 2 --size 256 --iters 20 \
 		--loss-mode --memory --md benchmarks/results.md --json benchmarks/results.json
@@ -63,6 +83,8 @@ bench: install
 		--batch 2 8 --size 128 256 512 --iters 10 --memory \
 		--md benchmarks/scaling.md --json benchmarks/scaling.json
 	$(VPY) benchmarks/dist_scaling.py --md benchmarks/dist_scaling.md
+	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_MORE) --batch 2 --size 256 --iters 10 \
+		--loss-mode --md benchmarks/results_more.md --json benchmarks/results_more.json
 
 SEEDS ?= 0 1 2
 results: install

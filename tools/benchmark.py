@@ -195,15 +195,17 @@ def write_summary(args: argparse.Namespace, results: list[dict]) -> None:
              f'threads), medians of {args.iters} interleaved rounds.', '',
              '| config | batch | px | student ms | teacher ms | distill ms | ratio '
              'distill/(student+teacher) | distill images/s | peak MiB student / teacher / '
-             'distill |', '|---|---|---|---|---|---|---|---|---|']
+             'distill | loss-mode teacher (est.) |', '|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         mem = r['memory_mib']
         mem_s = ' / '.join(f'{mem[k]:.0f}' for k in ('student', 'teacher', 'distill')) \
             if mem else '-'
+        est = r.get('loss_mode_ratio_estimate')
+        loss_mode = '-' if est is None else f'{est:.3f}'
         lines.append(f'| `{r["config"]}` | {r["batch"]} | {r["size"]} | '
                      f'{r["student"] * 1e3:.1f} | {r["teacher"] * 1e3:.1f} | '
                      f'{r["distill"] * 1e3:.1f} | **{r["ratio"]:.3f}** | '
-                     f'{r["batch"] / r["distill"]:.1f} | {mem_s} |')
+                     f'{r["batch"] / r["distill"]:.1f} | {mem_s} | {loss_mode} |')
     fast = [r for r in results if any(f'ratio+{n}' in r for n in SPEEDUPS)]
     if fast:
         lines += ['', 'Teacher-side options: teacher forward time relative to the plain '
