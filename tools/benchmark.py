@@ -33,6 +33,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
 import densekd  # noqa: E402,F401
+from densekd.models.distillers.distillation_model import init_weights_offline  # noqa: E402
 from densekd.registry import MODELS  # noqa: E402
 from densekd.utils.benchmark import make_batch, step_functions, time_interleaved  # noqa: E402
 
@@ -53,7 +54,8 @@ def build(config: str, device: str, **options):
             warnings.catch_warnings():
         warnings.simplefilter('ignore')
         model = MODELS.build(cfg.model)
-        model.init_weights()  # uninitialised parameters (DETRs' level_embeds) can hold NaN
+        # no uninitialised parameters (DETRs' level_embeds can hold NaN), no downloads
+        init_weights_offline(model)
     return model.to(device).train()
 
 

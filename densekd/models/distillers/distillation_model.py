@@ -20,7 +20,7 @@ from ..components.base import DistillComponent
 from ..taps import StopForward, TapError, TapSet
 from .teacher_input import build_teacher_input_adapter, preprocessor_config
 
-__all__ = ['DistillationModel']
+__all__ = ['DistillationModel', 'init_weights_offline']
 
 TEACHER_PREFIX = 'teacher.'
 # loss keys ending in this are stepped by optim_wrapper['discriminator'] (see train_step)
@@ -48,6 +48,25 @@ def _ignore_missing_teacher(module: nn.Module, incompatible_keys) -> None:
 
     missing = incompatible_keys.missing_keys
     missing[:] = [k for k in missing if not is_teacher(k)]
+
+
+def init_weights_offline(model: nn.Module) -> None:
+    """``model.init_weights()`` without its ``Pretrained`` init configs (which download).
+
+    For models without a checkpoint (a teacher built only to be timed or tested): every
+    parameter gets its module's own initialisation, so none is left as uninitialised memory
+    (mmdet's DETRs allocate ``level_embeds`` with ``torch.Tensor(...)`` and fill it only in
+    ``init_weights``), and nothing is fetched from the network.
+    """
+    def pretrained(cfg: Any) -> bool:
+        cfgs = cfg if isinstance(cfg, list) else [cfg]
+        return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+
+    for module in model.modules():
+        if pretrained(getattr(module, 'init_cfg', None)):
+            module.init_cfg = None
+    if hasattr(model, 'init_weights'):
+        model.init_weights()
 
 
 def _snake(name: str) -> str:
@@ -145,7 +164,7 @@ class DistillationModel(BaseModel):
             warnings.warn('DistillationModel: the teacher has no checkpoint and keeps its '
                           'random initialisation; set teacher.checkpoint', stacklevel=2)
             # some models hold uninitialised memory until init_weights (DETRs' level_embeds)
-            self.teacher.init_weights()
+            init_weights_offline(self.teacher)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         # the teacher's normalisation: its config's, else what its built preprocessor does
