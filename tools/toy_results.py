@@ -128,25 +128,20 @@ def main() -> None:
 
     ensure_toy_dataset(osp.join(REPO, 'data/toy'))
     start = time.perf_counter()
-    if args.table_only:
-        teacher = args.teacher_checkpoint or last_checkpoint(osp.join(work, 'teacher_s0'))
-        table = summarise(args, task, methods, work, teacher)
-        print(table)
-        if args.md:
-            with open(args.md, 'w') as f:
-                f.write(table + '\n')
-        return
-    jobs = [(f'student_s{s}', task['student'][1], {'randomness.seed': s}) for s in args.seeds]
     teacher = args.teacher_checkpoint
-    if teacher is None:
-        jobs.insert(0, ('teacher_s0', task['teacher'][1], {'randomness.seed': 0}))
-        run_all(jobs[:1], work, args.jobs)
-        jobs = jobs[1:]
-        teacher = last_checkpoint(osp.join(work, 'teacher_s0'))
-    jobs += [(f'{m}_s{s}', task['methods'][m][1],
-              {'randomness.seed': s, 'model.teacher.checkpoint': teacher})
-             for m in methods for s in args.seeds]
-    run_all(jobs, work, args.jobs)
+    if args.table_only:
+        teacher = teacher or last_checkpoint(osp.join(work, 'teacher_s0'))
+    else:
+        jobs = [(f'student_s{s}', task['student'][1], {'randomness.seed': s})
+                for s in args.seeds]
+        if teacher is None:
+            run_all([('teacher_s0', task['teacher'][1], {'randomness.seed': 0})], work,
+                    args.jobs)
+            teacher = last_checkpoint(osp.join(work, 'teacher_s0'))
+        jobs += [(f'{m}_s{s}', task['methods'][m][1],
+                  {'randomness.seed': s, 'model.teacher.checkpoint': teacher})
+                 for m in methods for s in args.seeds]
+        run_all(jobs, work, args.jobs)
     table = summarise(args, task, methods, work, teacher)
     print(f'\n{table}\n(total {(time.perf_counter() - start) / 60:.1f} min)')
     if args.md:
