@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from mmcv.ops import roi_align
 from mmengine.config import Config
+from mmengine.structures import InstanceData
 
 from densekd.models import (
     DenseHeadReader,
@@ -289,6 +290,43 @@ def test_reader_matches_head_forward(kind):
         torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize('kind', sorted(HEADS))
+def test_lazy_decode_and_selection_equal_full_decode(kind):
+    # decode_at on a subset equals decode on all priors, and the selection that decodes
+    # only what the NMS looks at equals the selection over all decoded boxes
+    head = small_head(kind).eval()
+    reader = DenseHeadReader(kind)
+    sizes = [torch.Size((16, 16)), torch.Size((8, 8))]
+    priors = reader.priors(head, sizes, torch.device('cpu'))
+    g = torch.Generator().manual_seed(0)
+    regs = [[torch.rand(2, len(p), 4, generator=g) * 2 - float(kind in ('retina', 'atss'))
+             for p in priors]
+            for _ in range(2)]
+    probs = [[torch.rand(2, len(p), 5, generator=g) for p in priors] for _ in range(2)]
+    full = [reader.decode(head, priors, r) for r in regs]
+    strides = torch.cat([p.new_full((len(p),), float(s))
+                         for p, s in zip(priors, reader.strides(head))])
+    inds = torch.tensor([0, 5, 255, 256, 300, len(strides) - 1])
+    torch.testing.assert_close(
+        reader.decode_at(head, torch.cat(priors), torch.cat(regs[0], 1)[1], strides, inds),
+        torch.cat(full[0], 1)[1, inds])
+    sel = GeneralInstanceSelector(num_instances=4, pre_nms_topk=100)
+    want = sel(probs[0], probs[1], full[0], full[1], [(128, 128)] * 2)
+
+    def boxes_at(img, idx, from_t):
+        return torch.where(from_t[:, None],
+                           reader.decode_at(head, torch.cat(priors), torch.cat(regs[0], 1)[img],
+                                            strides, idx),
+                           reader.decode_at(head, torch.cat(priors), torch.cat(regs[1], 1)[img],
+                                            strides, idx))
+
+    got = sel.select(probs[0], probs[1], boxes_at, [(128, 128)] * 2)
+    for a, b in zip(got, want):
+        assert len(a) == 4 and a.inds.tolist() == b.inds.tolist()
+        torch.testing.assert_close(a.bboxes, b.bboxes)
+        assert a.from_teacher.tolist() == b.from_teacher.tolist()
+
+
 def test_reader_rpn_matches_head_forward_and_objectness_assignment():
     from mmdet.registry import MODELS
     head = MODELS.build(dict(
@@ -348,3 +386,31 @@ def test_wrong_head_type_is_reported():
         DenseHeadReader('fcos').check(head, 'student')
     with pytest.raises(TypeError, match="reads the detector's rpn_head, which the teacher"):
         DenseHeadReader('rpn').check(None, 'teacher')
+
+
+@pytest.mark.parametrize('kind', ['retina', 'rpn'])
+def test_reader_direct_assign_equals_get_targets(kind):
+    # with a PseudoSampler the reader skips get_targets (assigner only): same positives
+    from mmdet.registry import MODELS
+    if kind == 'rpn':
+        head = MODELS.build(dict(
+            type='RPNHead', in_channels=8, feat_channels=16, num_classes=1,
+            anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[0.5, 1.0],
+                                  strides=[8, 16]),
+            train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5,
+                                         neg_iou_thr=0.4, min_pos_iou=0.3),
+                           sampler=dict(type='PseudoSampler'), allowed_border=0,
+                           pos_weight=-1, debug=False)))
+    else:
+        head = small_head(kind)
+    reader = DenseHeadReader(kind)
+    sizes = [torch.Size((16, 16)), torch.Size((8, 8))]
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(7, 2, generator=g) * 100
+    boxes = [torch.cat([xy, xy + torch.rand(7, 2, generator=g) * 60 + 4], 1), xy[:0].repeat(1, 2)]
+    metas = [dict(img_shape=(120, 128), pad_shape=(128, 128), batch_input_shape=(128, 128))] * 2
+    got = reader.assign(head, sizes, boxes, metas)
+    gts = [InstanceData(bboxes=b, labels=b.new_zeros(len(b), dtype=torch.long)) for b in boxes]
+    anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+    want = torch.cat(head.get_targets(anchors, valid, gts, metas)[0], 1) < head.num_classes
+    assert got.tolist() == want.tolist() and got[0].sum() > 7 and not got[1].any()

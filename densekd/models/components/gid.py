@@ -152,10 +152,22 @@ class GeneralInstanceDistill(DistillComponent):
         s_head, t_head = self.reader.head(self.student_model), self.reader.head(self.teacher_model)
         sizes = [x.shape[-2:] for x in student[self.cls_tap]]
         priors = self.reader.priors(s_head, sizes, s_cls[0].device)
-        return self.selector([c.sigmoid() for c in t_cls], [c.sigmoid() for c in s_cls],
-                             self.reader.decode(t_head, priors, t_reg),
-                             self.reader.decode(s_head, priors, s_reg),
-                             [m['img_shape'] for m in img_metas])
+        strides = torch.cat([p.new_full((len(p),), float(s))
+                             for p, s in zip(priors, self.reader.strides(s_head))])
+        priors = torch.cat(priors)
+        t_regs, s_regs = torch.cat(t_reg, 1), torch.cat(s_reg, 1)
+
+        def boxes_at(img: int, inds: Tensor, from_t: Tensor) -> Tensor:
+            # decode only the candidates the NMS looks at, each with its model's head
+            boxes = priors.new_empty(len(inds), 4)
+            for head, regs, use in ((t_head, t_regs, from_t), (s_head, s_regs, ~from_t)):
+                if use.any():
+                    boxes[use] = self.reader.decode_at(head, priors, regs[img], strides,
+                                                       inds[use]).to(boxes.dtype)
+            return boxes
+
+        return self.selector.select([c.sigmoid() for c in t_cls], [c.sigmoid() for c in s_cls],
+                                    boxes_at, [m['img_shape'] for m in img_metas])
 
     def forward(self, student: TapLevels, teacher: TapLevels,
                 data_samples: list[Any] | None = None) -> dict[str, Tensor]:

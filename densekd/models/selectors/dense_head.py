@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
+from mmdet.models.task_modules.samplers import PseudoSampler
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -121,6 +123,24 @@ class DenseHeadReader:
             out.append(boxes.reshape(n, -1, 4))
         return out
 
+    def decode_at(self, head: nn.Module, priors: Tensor, regs: Tensor, strides: Tensor,
+                  inds: Tensor) -> Tensor:
+        """(m, 4) x1y1x2y2 boxes of the priors ``inds`` only, as :meth:`decode` gives them.
+
+        Args:
+            head: the head whose coder decodes.
+            priors: level-concatenated priors (A, 4) or points (A, 2).
+            regs: one image's level-concatenated regressions (A, 4), as :meth:`regression`.
+            strides: (A,) stride of each prior's level.
+            inds: (m,) prior indices.
+        """
+        prior, reg = priors[inds], regs[inds]
+        if self.kind == 'gfl':
+            prior, reg = head.anchor_center(prior), reg * strides[inds, None]
+        elif self.kind == 'fcos' and head.norm_on_bbox:
+            reg = reg * strides[inds, None]
+        return head.bbox_coder.decode(prior, reg)
+
     def assign(self, head: nn.Module, sizes: Sequence[torch.Size], boxes: Sequence[Tensor],
                img_metas: Sequence[dict]) -> Tensor:
         """Priors the head's own target assignment makes positive for ``boxes``.
@@ -142,9 +162,31 @@ class DenseHeadReader:
                 points = head.prior_generator.grid_priors(sizes, device=device)
                 labels = head.get_targets(points, gts)[0]
                 labels = [x.reshape(len(gts), -1) for x in labels]
+            elif self.kind in ('retina', 'rpn') and isinstance(head.sampler, PseudoSampler):
+                return self._assign_direct(head, sizes, gts, img_metas, device)
             else:
                 anchors, valid = head.get_anchors(sizes, img_metas, device=device)
                 targets = head.get_targets(anchors, valid, gts, img_metas)
                 labels = targets[0] if self.kind in ('retina', 'rpn') else targets[1]
         labels = torch.cat(labels, dim=1)
         return (labels >= 0) & (labels < head.num_classes)
+
+    @staticmethod
+    def _assign_direct(head: nn.Module, sizes: Sequence[torch.Size],
+                       gts: Sequence[InstanceData], img_metas: Sequence[dict],
+                       device: torch.device) -> Tensor:
+        """What ``AnchorHead.get_targets`` makes positive when its sampler is a
+        ``PseudoSampler`` (every assigned anchor is a positive), without building the
+        targets: the anchors inside the image (``allowed_border``) go through the head's
+        assigner and the positives are those with ``gt_inds > 0``."""
+        anchors, valid = head.get_anchors(sizes, img_metas, device=device)
+        masks = []
+        for img_anchors, img_valid, gt, meta in zip(anchors, valid, gts, img_metas):
+            flat, flags = torch.cat(img_anchors), torch.cat(img_valid)
+            inside = anchor_inside_flags(flat, flags, meta['img_shape'][:2],
+                                         head.train_cfg['allowed_border'])
+            result = head.assigner.assign(InstanceData(priors=flat[inside]), gt)
+            mask = torch.zeros(len(flat), dtype=torch.bool, device=device)
+            mask[inside] = result.gt_inds > 0
+            masks.append(mask)
+        return torch.stack(masks)

@@ -19,7 +19,8 @@ since a fixed pixel size depends on the image scale; COCO configs can set ``min_
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from mmcv.ops import batched_nms
@@ -85,7 +86,7 @@ class GeneralInstanceSelector:
     def __call__(self, t_probs: Sequence[Tensor], s_probs: Sequence[Tensor],
                  t_boxes: Sequence[Tensor], s_boxes: Sequence[Tensor],
                  img_shapes: Sequence[tuple[int, int]]) -> list[InstanceData]:
-        """Select the GIs of every image of the batch.
+        """Select the GIs of every image of the batch from decoded boxes.
 
         Args:
             t_probs: per level, teacher probabilities (N, A_l, C).
@@ -100,48 +101,79 @@ class GeneralInstanceSelector:
             ``inds`` (k,) the prior's index in the image's level-concatenated priors,
             ``from_teacher`` (k,) whether the box is the teacher's.
         """
+        t_all, s_all = torch.cat(list(t_boxes), 1), torch.cat(list(s_boxes), 1)
+
+        def boxes_at(img: int, inds: Tensor, from_t: Tensor) -> Tensor:
+            return torch.where(from_t[:, None], t_all[img, inds], s_all[img, inds])
+
+        return self.select(t_probs, s_probs, boxes_at, img_shapes)
+
+    @torch.no_grad()
+    def select(self, t_probs: Sequence[Tensor], s_probs: Sequence[Tensor],
+               boxes_at: Callable[[int, Tensor, Tensor], Tensor],
+               img_shapes: Sequence[tuple[int, int]]) -> list[InstanceData]:
+        """Select the GIs, decoding only the boxes the NMS looks at.
+
+        Same result as :meth:`__call__`, but the boxes come from ``boxes_at(img, inds,
+        from_teacher)``: image ``img``'s (m, 4) x1y1x2y2 pixel boxes of the priors ``inds``
+        (level-concatenated indices), the teacher's where ``from_teacher`` else the
+        student's. The NMS stops once K boxes survive (:meth:`_nms_top_k`), so typically
+        only a few hundred of the tens of thousands of priors are ever decoded.
+        """
         levels = []
         offset = 0
-        for lvl, (tp, sp, tb, sb) in enumerate(zip(t_probs, s_probs, t_boxes, s_boxes)):
+        for lvl, (tp, sp) in enumerate(zip(t_probs, s_probs)):
             score, teacher_box = gi_scores(tp.float(), sp.float(), self.score_mode)
-            boxes = torch.where(teacher_box[..., None], tb, sb)
             k = min(score.shape[1], self.pre_nms_topk)
             top, idx = score.topk(k, dim=1)
-            gather = idx[..., None].expand(-1, -1, 4)
-            levels.append((top, boxes.gather(1, gather).float(),
-                           teacher_box.gather(1, idx), idx + offset,
+            levels.append((top, teacher_box.gather(1, idx), idx + offset,
                            torch.full_like(idx, lvl)))
             offset += score.shape[1]
-        scores, boxes, from_t, inds, lvls = (torch.cat(x, dim=1) for x in zip(*levels))
-        return [self._select_image(scores[i], boxes[i], from_t[i], inds[i], lvls[i],
-                                   img_shapes[i]) for i in range(scores.shape[0])]
+        scores, from_t, inds, lvls = (torch.cat(x, dim=1) for x in zip(*levels))
+        return [self._select_image(scores[i], from_t[i], inds[i], lvls[i], img_shapes[i],
+                                   partial(boxes_at, i)) for i in range(scores.shape[0])]
 
-    def _select_image(self, scores: Tensor, boxes: Tensor, from_t: Tensor, inds: Tensor,
-                      lvls: Tensor, img_shape: tuple[int, int]) -> InstanceData:
+    def _select_image(self, scores: Tensor, from_t: Tensor, inds: Tensor, lvls: Tensor,
+                      img_shape: tuple[int, int],
+                      boxes_at: Callable[[Tensor, Tensor], Tensor]) -> InstanceData:
         height, width = img_shape[:2]
-        boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
-                             boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], 1)
-        keep = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores)
-        keep &= (boxes[:, 2] - boxes[:, 0] > self.min_size) & \
-            (boxes[:, 3] - boxes[:, 1] > self.min_size)
+        keep = torch.isfinite(scores)
         if self.score_thr is not None:
             keep &= scores > self.score_thr
-        scores, boxes, from_t, inds, lvls = (x[keep] for x in (scores, boxes, from_t, inds, lvls))
-        if scores.numel():
-            groups = torch.zeros_like(lvls) if self.nms_across_levels else lvls
-            order = self._nms_top_k(boxes, scores, groups)
-        else:
-            order = inds.new_zeros(0)
-        return InstanceData(bboxes=boxes[order], scores=scores[order], levels=lvls[order],
+        scores, from_t, inds, lvls = (x[keep] for x in (scores, from_t, inds, lvls))
+
+        def clipped(sub: Tensor) -> tuple[Tensor, Tensor]:
+            boxes = boxes_at(inds[sub], from_t[sub]).float()
+            boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
+                                 boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], 1)
+            ok = torch.isfinite(boxes).all(dim=1) & \
+                (boxes[:, 2] - boxes[:, 0] > self.min_size) & \
+                (boxes[:, 3] - boxes[:, 1] > self.min_size)
+            return boxes, ok
+
+        groups = torch.zeros_like(lvls) if self.nms_across_levels else lvls
+        order, boxes = self._lazy_nms_top_k(clipped, scores, groups)
+        return InstanceData(bboxes=boxes, scores=scores[order], levels=lvls[order],
                             inds=inds[order], from_teacher=from_t[order])
 
     def _nms_top_k(self, boxes: Tensor, scores: Tensor, groups: Tensor) -> Tensor:
-        """The first K survivors of (per-group) greedy NMS, by decreasing score.
+        """The first K survivors of (per-group) greedy NMS over ``boxes``, by decreasing
+        score (see :meth:`_lazy_nms_top_k`)."""
+        return self._lazy_nms_top_k(
+            lambda sub: (boxes[sub], torch.ones_like(sub, dtype=torch.bool)), scores,
+            groups)[0]
 
-        Greedy NMS decides each box from the higher-scored boxes only, so NMS on the
-        top-M candidates gives exactly the survivors of the full NMS among them (up to
-        ties in score at the cut). Start with a small M and grow it until K survive: with
-        thousands of candidates and K=10 this skips most of the quadratic NMS work.
+    def _lazy_nms_top_k(self, boxes_of: Callable[[Tensor], tuple[Tensor, Tensor]],
+                        scores: Tensor, groups: Tensor) -> tuple[Tensor, Tensor]:
+        """The first K survivors of (per-group) greedy NMS, by decreasing score, and their
+        boxes.
+
+        ``boxes_of(idx)`` gives the boxes of the candidates ``idx`` and which of them are
+        valid (invalid ones take no part). Greedy NMS decides each box from the
+        higher-scored boxes only, so NMS on the top-M candidates gives exactly the survivors
+        of the full NMS among them (up to ties in score at the cut). Start with a small M
+        and grow it until K survive: with thousands of candidates and K=10 this skips most
+        of the quadratic NMS work and of the box decoding.
         """
         k = self.num_instances
         ranked = scores.argsort(descending=True, stable=True)
@@ -149,7 +181,13 @@ class GeneralInstanceSelector:
         cfg = dict(type='nms', iou_threshold=self.nms_iou)
         while True:
             sub = ranked[:m]
-            _, keep = batched_nms(boxes[sub], scores[sub], groups[sub], cfg)
+            boxes, ok = boxes_of(sub)
+            sub, boxes = sub[ok], boxes[ok]
+            if len(sub):
+                _, keep = batched_nms(boxes, scores[sub], groups[sub], cfg)
+            else:
+                keep = sub.new_zeros(0)
             if len(keep) >= k or m == len(ranked):
-                return sub[keep[:k]]
+                keep = keep[:k]
+                return sub[keep], boxes[keep]
             m = min(len(ranked), 4 * m)
