@@ -15,6 +15,7 @@ from densekd.models.components.detr_distill_logits import layer_pairs
 from densekd.models.components.detr_io import head_predictions
 from densekd.models.losses.detr_distill import (
     HungarianDistillLoss,
+    TargetAwareFeatureLoss,
     binary_entropy,
     box_distill_losses,
     soft_bce_distill_loss,
@@ -105,6 +106,34 @@ def test_target_aware_mask_hand_case_and_loss():
     loss = target_aware_feature_loss(student, feat, mask)
     assert loss.item() == pytest.approx(expected.item())
     assert expected.item() == pytest.approx((4 + 0.0036) / 4)
+
+
+def test_target_aware_mask_and_fused_stage_loss_match_the_reference_formula():
+    # the reference: one similarity map per query, weighted sum, clamp, max-normalise; one
+    # masked MSE per stage, summed. Ours: the weighted query sum first, all stages in one pass
+    g = torch.Generator().manual_seed(0)
+    queries = torch.randn(3, 2, 7, 8, generator=g)           # (stages, B, N, D)
+    quality = torch.rand(3, 2, 7, generator=g)
+    feat_t = torch.randn(2, 8, 5, 6, generator=g)
+    feat_s = torch.randn(2, 8, 5, 6, generator=g, requires_grad=True)
+
+    def ref_mask(q, w):
+        sim = torch.einsum('bnc,bchw->bnhw', F.normalize(q, dim=-1), F.normalize(feat_t, dim=1))
+        m = torch.einsum('bnhw,bn->bhw', sim, w).clamp(min=0.01)
+        return (m / m.flatten(1).max(-1).values[:, None, None])[:, None]
+
+    for q, w in zip(queries, quality):
+        torch.testing.assert_close(target_aware_mask(q, w, feat_t), ref_mask(q, w))
+    want = sum(F.mse_loss(ref_mask(q, w) * feat_s, ref_mask(q, w) * feat_t)
+               for q, w in zip(queries, quality)) * 2.0
+    got = TargetAwareFeatureLoss(loss_weight=2.0)(feat_s, feat_t, queries, quality)
+    torch.testing.assert_close(got, want)
+    one = TargetAwareFeatureLoss(loss_weight=2.0)(feat_s, feat_t, queries[1], quality[1])
+    torch.testing.assert_close(one, F.mse_loss(ref_mask(queries[1], quality[1]) * feat_s,
+                                               ref_mask(queries[1], quality[1]) * feat_t) * 2)
+    g_got, = torch.autograd.grad(got, feat_s)
+    g_want, = torch.autograd.grad(want, feat_s)
+    torch.testing.assert_close(g_got, g_want)
 
 
 def _sample(gt_boxes, h=100, w=100):
@@ -316,3 +345,38 @@ def test_query_prior_loss_equals_mmdet_loss_under_the_same_assignment(models):
                                    [s.metainfo for s in samples])
     for a, b in zip(ours, ref):
         assert a.item() == pytest.approx(b.item(), rel=1e-5)
+
+
+def _normaliser_worker(rank: int, port: int, queue) -> None:
+    import torch.distributed as dist
+
+    from densekd.models.losses.detr_distill import _normaliser
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=2)
+    weights = torch.full((3 if rank == 0 else 5,), 0.5)
+    queue.put((rank, _normaliser(torch.ones(len(weights)), None).item(),
+               _normaliser(weights, 'teacher_score').item()))
+    dist.destroy_process_group()
+
+
+def test_logits_normaliser_is_averaged_over_processes():
+    # 3 and 5 matched pairs on two processes: each divides by the mean, 4 (weighted: 2),
+    # so DDP's gradient average gives the global mean over the 8 pairs
+    import multiprocessing
+    import socket
+
+    from densekd.models.losses.detr_distill import _normaliser
+    assert _normaliser(torch.ones(3), None).item() == 3          # not distributed
+    assert _normaliser(torch.zeros(2), None).item() == 1         # at least 1
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    ctx = multiprocessing.get_context('fork')
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_normaliser_worker, args=(r, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = sorted(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert results == [(0, 4.0, 2.0), (1, 4.0, 2.0)]

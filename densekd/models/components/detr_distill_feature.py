@@ -130,13 +130,14 @@ class DETRFeatureDistill(DetrComponentMixin, DistillComponent):
             reader.clear()
         stages = range(t_cls.shape[0]) if self.stages is None else self.stages
         adapted = [a(s) for a, s in zip(self.adapters, s_feats)]
+        selected = [select_target_queries(t_cls[st], t_box[st], embeds[st], self.topk,
+                                          data_samples) for st in stages]
+        queries = torch.stack([q for q, _ in selected])
+        quality = torch.stack([w for _, w in selected])
         total = adapted[0].sum() * 0
-        for st in stages:
-            queries, quality = select_target_queries(t_cls[st], t_box[st], embeds[st],
-                                                     self.topk, data_samples)
-            for s, t in zip(adapted, t_feats):
-                if s.shape[-2:] != t.shape[-2:]:
-                    raise ValueError(f'DETRFeatureDistill: feature sizes differ '
-                                     f'({tuple(s.shape)} vs {tuple(t.shape)})')
-                total = total + self.loss(s, t, queries, quality)
+        for s, t in zip(adapted, t_feats):
+            if s.shape[-2:] != t.shape[-2:]:
+                raise ValueError(f'DETRFeatureDistill: feature sizes differ '
+                                 f'({tuple(s.shape)} vs {tuple(t.shape)})')
+            total = total + self.loss(s, t, queries, quality)
         return dict(loss_feature=total)

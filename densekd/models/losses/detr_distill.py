@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
+from mmdet.utils import reduce_mean
 from torch import Tensor, nn
 
 from densekd.registry import MODELS
@@ -46,8 +47,10 @@ def pair_weights(teacher_probs: Tensor, weighting: str | None) -> Tensor:
 
 
 def _normaliser(weights: Tensor, weighting: str | None) -> Tensor:
-    # the reference divides by #pairs (at least 1); the weighted mean by the weight sum
-    total = weights.sum()
+    """The pairs' weight sum (``weighting=None``: their number, at least 1), averaged over
+    the processes of a distributed run as the reference does with its number of matches:
+    DDP then averages each process's ``sum / mean_total``, i.e. the global weighted mean."""
+    total = reduce_mean(weights.sum().float())
     return total.clamp(min=1.0) if weighting is None else total.clamp(min=1e-6)
 
 
@@ -153,7 +156,9 @@ def target_aware_mask(queries: Tensor, quality: Tensor, teacher_feat: Tensor,
     """DETRDistill's target-aware mask of one feature level.
 
     ``m(x, y) = clamp(sum_n q_n <h_n / |h_n|, F(x, y) / |F(x, y)|>, min=min_value)`` then
-    divided by its maximum over (x, y), per image.
+    divided by its maximum over (x, y), per image. The sum over queries is linear, so it is
+    computed as one vector per image, ``g = sum_n q_n h_n / |h_n|``, then ``<g, F / |F|>``
+    (N times less work than a similarity map per query).
 
     Args:
         queries: (B, N, D) teacher decoder embeddings of the selected queries.
@@ -163,10 +168,14 @@ def target_aware_mask(queries: Tensor, quality: Tensor, teacher_feat: Tensor,
     Returns:
         (B, 1, H, W) mask in [min_value / max, 1].
     """
-    h = F.normalize(queries.float(), dim=-1)
-    f = F.normalize(teacher_feat.float(), dim=1)
-    sim = torch.einsum('bnc,bchw->bnhw', h, f)
-    mask = torch.einsum('bnhw,bn->bhw', sim, quality.float()).clamp(min=min_value)
+    return _mask_from_normalised(queries, quality, F.normalize(teacher_feat.float(), dim=1),
+                                 min_value)
+
+
+def _mask_from_normalised(queries: Tensor, quality: Tensor, feat_n: Tensor,
+                          min_value: float) -> Tensor:
+    g = torch.einsum('bnc,bn->bc', F.normalize(queries.float(), dim=-1), quality.float())
+    mask = torch.einsum('bc,bchw->bhw', g, feat_n).clamp(min=min_value)
     return (mask / mask.flatten(1).max(-1).values[:, None, None])[:, None]
 
 
@@ -198,7 +207,20 @@ class TargetAwareFeatureLoss(nn.Module):
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor, queries: Tensor,
                 quality: Tensor) -> Tensor:
-        """(B, C, H, W) adapted student and teacher maps, (B, N, C) queries, (B, N) quality."""
+        """(B, C, H, W) adapted student and teacher maps; (B, N, C) queries and (B, N)
+        quality for one decoder stage, or (S, B, N, C) / (S, B, N) for S stages, whose
+        losses are summed.
+
+        Several stages share one pass over the features: ``sum_s MSE_mean(m_s F_S, m_s F_T)
+        = mean((sum_s m_s^2) (F_S - F_T)^2)`` (exact; the masks carry no gradient).
+        """
+        if queries.dim() == 3:
+            queries, quality = queries[None], quality[None]
+        if student_feat.numel() == 0:
+            return student_feat.sum() * 0
         with torch.no_grad():
-            mask = target_aware_mask(queries, quality, teacher_feat, self.min_value)
-        return target_aware_feature_loss(student_feat, teacher_feat, mask) * self.loss_weight
+            feat_n = F.normalize(teacher_feat.float(), dim=1)
+            weight = sum(_mask_from_normalised(q, w, feat_n, self.min_value) ** 2
+                         for q, w in zip(queries, quality))
+        diff = student_feat.float() - teacher_feat.float()
+        return (weight * diff * diff).mean() * self.loss_weight
