@@ -267,9 +267,21 @@ def test_dino_denoising_queries_are_excluded(models):
         r.clear()
 
 
+def no_dropout(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        elif isinstance(m, torch.nn.MultiheadAttention):
+            m.dropout = 0.0            # attention-weight dropout, applied functionally
+
+
 @pytest.mark.parametrize('variant', ['deformable-detr', 'dino'])
 def test_student_outputs_unchanged_by_distillation(models, variant):
+    # the query-prior group rides in the student's decoder call (one pass): the student's
+    # own losses must not change. Without dropout, whose random masks are drawn for the
+    # merged tensors (the toy Deformable DETR has dropout 0.1; DINO none)
     model = models[variant]
+    no_dropout(model)
     data = batch(model, num_items=(2, 1), seed=2)
     model.eval()
     with torch.no_grad():
@@ -380,3 +392,39 @@ def test_logits_normaliser_is_averaged_over_processes():
     for p in procs:
         p.join(timeout=60)
     assert results == [(0, 4.0, 2.0), (1, 4.0, 2.0)]
+
+
+@pytest.mark.parametrize('variant', ['deformable-detr', 'dino'])
+def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant):
+    # same weights, no dropout: the group's losses (and gradients) are the same whether it
+    # rides in the student's decoder call or runs as its own forward_decoder call
+    torch.manual_seed(0)
+    model = build(variant, [COMPONENTS[2]])
+    no_dropout(model)
+    model.train()
+    comp = model.components['query']
+    assert 'forward' in model.student.decoder.__dict__       # wrapped
+    data = batch(model, num_items=(3, 1), seed=3)
+    results = []
+    for one_pass in (True, False):
+        comp.one_pass = one_pass
+        if not one_pass:
+            comp._unwrap_decoder()
+        model.zero_grad()
+        torch.manual_seed(7)                     # DINO's denoising queries
+        losses = model(**data, mode='loss')
+        group = {k: v for k, v in losses.items() if k.startswith('distill.query.')}
+        sum(group.values()).backward()
+        results.append((group, model.student.decoder.layers[0].cross_attn.value_proj.weight
+                        .grad.clone(), comp.query_proj.weight.grad
+                        if isinstance(comp.query_proj, torch.nn.Linear) else None))
+    (one, g_one, p_one), (two, g_two, p_two) = results
+    assert sorted(one) == sorted(two) and len(one) == 3
+    for key in one:
+        assert one[key].item() > 0
+        torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5, msg=key)
+    torch.testing.assert_close(g_one, g_two, rtol=1e-3, atol=1e-6)
+    if p_one is not None:
+        torch.testing.assert_close(p_one, p_two, rtol=1e-3, atol=1e-6)
+    comp.remove_hooks()
+    assert 'forward' not in model.student.decoder.__dict__

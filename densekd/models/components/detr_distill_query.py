@@ -1,6 +1,8 @@
 """DETRQueryPriorDistill: DETRDistill's query-prior assignment distillation."""
 from __future__ import annotations
 
+import types
+import weakref
 from typing import Any
 
 import torch
@@ -58,16 +60,34 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
     (:class:`DecoderInputRecorder`, removed by :meth:`remove_hooks`) and the teacher's
     ``decoder`` tap (its predictions via :func:`head_predictions`).
 
+    **One decoder pass** (``one_pass=True``, Deformable DETR and DINO): the group rides
+    along in the student's own decoder call, appended to its queries with a self-attention
+    mask that keeps the two groups apart (DINO: the denoising mask stays in the student's
+    block), so the decoder's per-layer work on the encoder memory (deformable attention's
+    value projection) is done once. The student decoder's ``forward`` is wrapped (an
+    instance attribute, removed by :meth:`remove_hooks`); hooks and taps around it see the
+    student's own inputs and outputs only, the group's outputs are split off inside. It
+    merges only in training with gradients enabled and when the teacher's decoder inputs of
+    the step were recorded; otherwise, with ``one_pass=False`` and for Conditional DETR
+    (mmdet's decoder takes no self-attention mask) the group runs as a second
+    ``forward_decoder`` call. Both give the same group outputs, and the student's own
+    outputs are unchanged (tested without dropout; with dropout its random masks are drawn
+    for the merged tensors).
+
     Args:
+        one_pass: run the group inside the student's decoder call where supported.
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, init_cfg: dict | None = None) -> None:
+    def __init__(self, one_pass: bool = True, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.teacher_taps = [DECODER_TAP]
         self.clone_taps = {'student': set(), 'teacher': {DECODER_TAP}}
         self.query_proj: nn.Module = nn.Identity()
         self.pos_proj: nn.Module = nn.Identity()
+        self.one_pass = one_pass
+        self._wrapped: weakref.ref | None = None    # not a submodule
+        self._group_out: tuple[Tensor, Tensor, Tensor] | None = None
 
     def bind(self, student: nn.Module, teacher: nn.Module) -> None:
         """Check the variants, build the projections, hook both decoders."""
@@ -85,15 +105,89 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
             self.query_proj = nn.Linear(t_dim, s_dim)
             self.pos_proj = nn.Linear(t_dim, s_dim)
         self._make_readers(student, teacher)
+        if self.one_pass and self.variant in ('deformable', 'dino'):
+            self._wrap_decoder(student.get_submodule(DECODER_TAP))
+
+    def _wrap_decoder(self, decoder: nn.Module) -> None:
+        """Make the student decoder's ``forward`` carry the group (see the class doc)."""
+        self._unwrap_decoder()
+        comp = weakref.ref(self)
+
+        def grouped_forward(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            forward = type(module).forward
+            this = comp()
+            t_rec = None if this is None or this._readers is None else this.readers[1].recorder
+            if (args or t_rec is None or t_rec.kwargs is None or not module.training
+                    or not torch.is_grad_enabled()):
+                if this is not None:
+                    this._group_out = None
+                return forward(module, *args, **kwargs)
+            merged, own, t_ref = this.merge_group(kwargs, t_rec.kwargs)
+            hidden, refs = forward(module, **merged)
+            this._group_out = (hidden[..., own:, :], refs[..., own:, :], t_ref)
+            return hidden[..., :own, :], refs[..., :own, :]
+
+        # a bound method: a deep copy of the model rebinds it to the copied decoder
+        decoder.forward = types.MethodType(grouped_forward, decoder)
+        self._wrapped = weakref.ref(decoder)
+
+    def _unwrap_decoder(self) -> None:
+        decoder = None if self._wrapped is None else self._wrapped()
+        if decoder is not None:
+            decoder.__dict__.pop('forward', None)
+        self._wrapped = None
+
+    def remove_hooks(self) -> None:
+        """Remove the decoder pre-hooks of both models and the student decoder's wrapper
+        (idempotent)."""
+        self._unwrap_decoder()
+        super().remove_hooks()
+
+    def _teacher_queries(self, t_kwargs: dict[str, Any]) -> dict[str, Tensor]:
+        # the teacher may run in inference mode or under autocast: plain float32 copies
+        return {k: v.to(torch.float32, copy=v.is_inference())
+                if isinstance(v, Tensor) and v.is_floating_point() else v
+                for k, v in t_kwargs.items()
+                if k in ('query', 'query_pos', 'reference_points')}
+
+    def _check_refs(self, s_ref: Tensor, t_ref: Tensor) -> None:
+        if s_ref.shape[-1] != t_ref.shape[-1]:
+            raise ValueError(f'DETRQueryPriorDistill: teacher reference points have '
+                             f'{t_ref.shape[-1]} coordinates, the student expects '
+                             f'{s_ref.shape[-1]} (two-stage vs one-stage)')
+
+    def merge_group(self, s_kwargs: dict[str, Any], t_kwargs: dict[str, Any],
+                    ) -> tuple[dict[str, Any], int, Tensor]:
+        """The student's decoder kwargs with the group appended (Deformable DETR, DINO).
+
+        Returns:
+            ``(kwargs, number of the student's own queries, the group's reference points)``.
+            ``self_attn_mask`` (True = blocked) keeps each group to itself; the student's
+            own block is its original mask (DINO's denoising mask) or all-open.
+        """
+        t = self._teacher_queries(t_kwargs)
+        own = s_kwargs['query'].shape[1]
+        self._check_refs(s_kwargs['reference_points'], t['reference_points'])
+        merged = dict(s_kwargs)
+        merged['query'] = torch.cat([s_kwargs['query'], self.query_proj(t['query'])], 1)
+        if s_kwargs.get('query_pos') is not None:
+            merged['query_pos'] = torch.cat([s_kwargs['query_pos'],
+                                             self.pos_proj(t['query_pos'])], 1)
+        merged['reference_points'] = torch.cat([s_kwargs['reference_points'],
+                                                t['reference_points']], 1)
+        total = merged['query'].shape[1]
+        mask = torch.ones(total, total, dtype=torch.bool, device=merged['query'].device)
+        mask[own:, own:] = False
+        own_mask = s_kwargs.get('self_attn_mask')
+        mask[:own, :own] = False if own_mask is None else own_mask
+        merged['self_attn_mask'] = mask
+        return merged, own, t['reference_points']
 
     def group_inputs(self, s_kwargs: dict[str, Any], t_kwargs: dict[str, Any]) -> dict:
         """``forward_decoder`` kwargs of the group: the student's memory, masks and level
         geometry with the teacher's (projected) queries and reference points."""
         call = decoder_call_kwargs(self.student_model, s_kwargs)
-        # the teacher may run in inference mode or under autocast: plain float32 copies
-        t_kwargs = {k: v.to(torch.float32, copy=v.is_inference())
-                    if isinstance(v, Tensor) and v.is_floating_point() else v
-                    for k, v in t_kwargs.items() if k in ('query', 'query_pos', 'reference_points')}
+        t_kwargs = self._teacher_queries(t_kwargs)
         if self.variant == 'conditional':
             call['query_pos'] = self.pos_proj(t_kwargs['query_pos'])
             call['query'] = torch.zeros_like(call['query_pos'])
@@ -101,11 +195,8 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
         call['query'] = self.query_proj(t_kwargs['query'])
         if t_kwargs.get('query_pos') is not None:
             call['query_pos'] = self.pos_proj(t_kwargs['query_pos'])
-        s_ref, t_ref = s_kwargs['reference_points'], t_kwargs['reference_points']
-        if s_ref.shape[-1] != t_ref.shape[-1]:
-            raise ValueError(f'DETRQueryPriorDistill: teacher reference points have '
-                             f'{t_ref.shape[-1]} coordinates, the student expects '
-                             f'{s_ref.shape[-1]} (two-stage vs one-stage)')
+        t_ref = t_kwargs['reference_points']
+        self._check_refs(s_kwargs['reference_points'], t_ref)
         call['reference_points'] = t_ref
         if 'dn_mask' in call:
             call['dn_mask'] = None  # the group runs alone: no denoising queries to mask
@@ -188,11 +279,17 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
         with torch.no_grad():
             t_cls, t_box = t_reader.predictions(teacher[DECODER_TAP], 'teacher')
         try:
-            call = self.group_inputs(s_rec.take('student'), t_rec.take('teacher'))
-            with recording_paused(s_reader.recorder.module):
-                out = self.student_model.forward_decoder(**call)
-            cls, boxes = self.student_model.bbox_head(out['hidden_states'], out['references'])
+            if self._group_out is not None:      # carried by the student's decoder call
+                hidden, refs, t_ref = self._group_out
+                references = [t_ref, *refs] if self.variant == 'deformable' else list(refs)
+            else:
+                call = self.group_inputs(s_rec.take('student'), t_rec.take('teacher'))
+                with recording_paused(s_reader.recorder.module):
+                    out = self.student_model.forward_decoder(**call)
+                hidden, references = out['hidden_states'], out['references']
+            cls, boxes = self.student_model.bbox_head(hidden, references)
         finally:
+            self._group_out = None
             s_rec.clear()
             t_rec.clear()
         targets = self.teacher_targets(t_cls[-1], t_box[-1], data_samples)
