@@ -15,10 +15,21 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` and wraps the model
     with ``device_ids=[LOCAL_RANK]``; neither works without a GPU. Without CUDA this
     initialises the process group with gloo itself (mmengine then skips its own
-    ``init_dist``) and wraps the model with ``device_ids=None``.
+    ``init_dist``) and wraps the model with ``device_ids=None``. A ``DistillationModel``
+    is wrapped in :class:`~densekd.models.DistillDistributedDataParallel` (which also takes
+    a discriminator's ``OptimWrapperDict``) unless the config sets ``model_wrapper_cfg``.
     """
     cfg.launcher = launcher
-    if launcher == 'none' or torch.cuda.is_available():
+    if launcher == 'none':
+        return
+    distill = str(cfg.get('model', {}).get('type', '')).split('.')[-1] == 'DistillationModel'
+    if distill and cfg.get('model_wrapper_cfg') is None:
+        # takes the discriminator's OptimWrapperDict too; a plain OptimWrapper as mmengine's
+        cfg.model_wrapper_cfg = dict(type='DistillDistributedDataParallel',
+                                     broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters',
+                                                                    False))
+    if torch.cuda.is_available():
         return
     if launcher != 'pytorch':
         raise RuntimeError(f'launcher {launcher!r} needs CUDA; on CPU use --launcher pytorch '
@@ -29,5 +40,6 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
         dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                                 world_size=int(os.environ['WORLD_SIZE']))
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
-                                 broadcast_buffers=False)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
+                                                   broadcast_buffers=False)
+    cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)

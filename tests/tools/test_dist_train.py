@@ -54,3 +54,26 @@ def test_two_process_training(tmp_path, tiny_config):
     ckpt = torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=True)
     assert not any(k.startswith('teacher.') for k in ckpt['state_dict'])
     assert (work / 'epoch_1_student.pth').is_file()
+
+
+MVG = osp.join(REPO, 'configs/cross_arch/cakd_pca-gl-mvg_s3_retinanet-swin-t32_retinanet-r18_'
+               '24e_toy.py')
+
+
+def test_two_process_training_with_a_discriminator_optimiser(tmp_path, tiny_config):
+    # CAKD multi-view training: OptimWrapperDict (model + discriminator) under DDP, through
+    # DistillDistributedDataParallel (mmengine's wrapper cannot take an OptimWrapperDict)
+    cfg = tiny_config(MVG, num_train=8, num_val=4, batch_size=2,
+                      extra='val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
+                            'train_cfg = dict(max_epochs=1, val_interval=100)\n')
+    work = tmp_path / 'work'
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', osp.join(REPO, 'tools/dist_train.sh'), str(cfg), '2',
+                           '--work-dir', str(work)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert 'Epoch(train) [1][2/2]' in out
+    assert 'distill.cakd.loss_discriminator' in out and 'distill.cakd.loss_gen' in out
+    ckpt = torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=True)
+    assert set(ckpt['optimizer']) == {'model', 'discriminator'}

@@ -5,8 +5,9 @@ random crop resized back, each image with probability 0.5); a discriminator (glo
 pooling -> 3-layer MLP -> sigmoid) learns to tell the teacher's features from them, and the
 student learns to fool it. The discriminator has its own optimiser: its loss is returned under
 the key ``loss_discriminator`` and stepped by the ``'discriminator'`` wrapper of an
-``OptimWrapperDict`` (see ``DistillationModel.train_step`` and
-:class:`DiscriminatorOptimWrapperConstructor`).
+``OptimWrapperDict`` (see ``DistillationModel.update_from_losses``,
+:class:`DiscriminatorOptimWrapperConstructor` and, under DDP,
+:class:`DistillDistributedDataParallel`).
 """
 from __future__ import annotations
 
@@ -98,9 +99,11 @@ class FeatureDiscriminator(nn.Module):
     def frozen(self, x: Tensor) -> Tensor:
         """:meth:`forward` with detached copies of the parameters.
 
-        For the student's (generator) loss: gradients reach ``x`` but never this module, and
-        the copies survive the discriminator's optimiser step, which runs before the student's
-        backward (an in-place step on parameters saved for backward would fail).
+        For the student's (generator) loss: gradients reach ``x`` but never this module (so
+        one backward of both loss sets gives each optimiser its own gradients), and the
+        copies survive the discriminator's optimiser step where it runs before the student's
+        backward (AMP wrappers: one backward each; an in-place step on parameters saved for
+        backward would fail).
         """
         params = {n: p.detach().clone() for n, p in self.named_parameters()}
         return functional_call(self, params, (x,))

@@ -265,20 +265,33 @@ class DistillationModel(BaseModel):
         With an ``OptimWrapperDict`` ``{'model': ..., 'discriminator': ...}`` (components with
         an adversarial discriminator, e.g. CAKD's multi-view training; build it with
         ``constructor='DiscriminatorOptimWrapperConstructor'``), losses whose key ends in
-        ``loss_discriminator`` are summed and stepped by the ``'discriminator'`` wrapper
-        first (they see detached features only), then all other losses by the ``'model'``
-        wrapper. The components compute the student's adversarial loss with frozen copies
-        of the discriminator, so both updates use the discriminator as it was at the
-        forward (a simultaneous-gradient GAN step), and the discriminator's step cannot
-        disturb the student's backward.
+        ``loss_discriminator`` are stepped by the ``'discriminator'`` wrapper and all other
+        losses by the ``'model'`` wrapper (:meth:`update_from_losses`). Under DDP the same
+        happens in :class:`DistillDistributedDataParallel`.
         """
-        dict_wrapper = isinstance(optim_wrapper, OptimWrapperDict)
-        context_wrapper = optim_wrapper['model'] if dict_wrapper else optim_wrapper
+        context_wrapper = optim_wrapper['model'] if isinstance(
+            optim_wrapper, OptimWrapperDict) else optim_wrapper
         with context_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode='loss')
+        return self.update_from_losses(losses, optim_wrapper)
+
+    def update_from_losses(self, losses: dict[str, Tensor],
+                           optim_wrapper: OptimWrapper | OptimWrapperDict,
+                           distributed: bool = False) -> dict[str, Tensor]:
+        """Backward and optimiser steps for the losses of one forward; the log variables.
+
+        With an ``OptimWrapperDict``: the discriminator losses (``*loss_discriminator``)
+        see detached features only and the student's adversarial losses use frozen copies
+        of the discriminator (taken at the forward), so the two loss sets reach disjoint
+        parameters and one backward of their sum gives each exactly its own gradients; then
+        the ``'discriminator'`` and the ``'model'`` wrappers step (both use the
+        discriminator as it was at the forward: a simultaneous-gradient GAN step). One
+        backward per forward is also what DDP needs. Wrappers with a loss scaler (AMP) scale
+        their own loss, so they get one backward each (not under DDP).
+        """
         disc = {k: v for k, v in losses.items() if k.endswith(DISCRIMINATOR_LOSS)}
-        if not dict_wrapper:
+        if not isinstance(optim_wrapper, OptimWrapperDict):
             if disc:
                 raise ValueError(f'DistillationModel: {sorted(disc)} need their own optimiser; '
                                  "use optim_wrapper=dict(constructor='DiscriminatorOptim"
@@ -286,13 +299,31 @@ class DistillationModel(BaseModel):
             parsed, log_vars = self.parse_losses(losses)
             optim_wrapper.update_params(parsed)
             return log_vars
+        model_wrapper = optim_wrapper['model']
         parsed, log_vars = self.parse_losses(
             {k: v for k, v in losses.items() if k not in disc})
-        if disc:
-            disc_total, disc_vars = self.parse_losses(disc)
-            optim_wrapper['discriminator'].update_params(disc_total)
-            log_vars.update({k: v for k, v in disc_vars.items() if k != 'loss'})
-        optim_wrapper['model'].update_params(parsed)
+        if not disc:
+            model_wrapper.update_params(parsed)
+            return log_vars
+        disc_wrapper = optim_wrapper['discriminator']
+        disc_total, disc_vars = self.parse_losses(disc)
+        log_vars.update({k: v for k, v in disc_vars.items() if k != 'loss'})
+        scaled = [w for w in (model_wrapper, disc_wrapper) if hasattr(w, 'loss_scaler')]
+        if scaled:
+            if distributed:
+                raise NotImplementedError(
+                    'DistillationModel: a discriminator optimiser under DDP needs plain '
+                    "OptimWrapper's (no AMP loss scaler) for 'model' and 'discriminator'")
+            disc_wrapper.update_params(disc_total)
+            model_wrapper.update_params(parsed)
+            return log_vars
+        total = model_wrapper.scale_loss(parsed) + disc_wrapper.scale_loss(disc_total)
+        model_wrapper.backward(total)
+        disc_wrapper._inner_count += 1   # its share of the backward (OptimWrapper.backward)
+        for wrapper in (disc_wrapper, model_wrapper):
+            if wrapper.should_update():
+                wrapper.step()
+                wrapper.zero_grad()
         return log_vars
 
     # -- forward -------------------------------------------------------------------------
