@@ -73,6 +73,13 @@ BENCH_CONFIGS_MORE := configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py
 	configs/cross_arch/cakd_pca-gl_mit-s4_segformer-mit-b0_pspnet-r18_1k_toy.py \
 	configs/cross_arch/scalekd_s3-s4_segformer-mit-b0_pspnet-r18_1k_toy.py
 
+# the session-3 methods on their paper-scale templates (teachers random, 256 px like the rest)
+BENCH_CONFIGS_PAPER := configs/detr_distill/detr-distill_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
+	configs/cross_arch/cakd_pca-gl_s3_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
+	configs/cross_arch/scalekd_s3-s4_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
+	configs/cross_arch/cakd_pca-gl_s2_upernet-swin-t_pspnet-r50_80k_ade20k.py \
+	configs/cross_arch/scalekd_s3-s4_upernet-swin-t_pspnet-r50_80k_ade20k.py
+
 bench: install
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS) --batch 2 --size 256 --iters 20 \
 		--loss-mode --memory --md benchmarks/results.md --json benchmarks/results.json
@@ -85,6 +92,8 @@ bench: install
 	$(VPY) benchmarks/dist_scaling.py --md benchmarks/dist_scaling.md
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_MORE) --batch 2 --size 256 --iters 10 \
 		--loss-mode --md benchmarks/results_more.md --json benchmarks/results_more.json
+	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_PAPER) --batch 2 --size 256 --iters 10 \
+		--md benchmarks/results_paper.md --json benchmarks/results_paper.json
 
 SEEDS ?= 0 1 2
 results: install

@@ -17,7 +17,7 @@ sys.path.insert(0, os.getcwd())  # so custom_imports can name modules of the cur
 import densekd  # noqa: E402,F401
 from densekd.utils.checkpoint import extract_state_dict, load_checkpoint_file  # noqa: E402
 from densekd.utils.config import make_student_config  # noqa: E402
-from densekd.utils.launch import setup_launcher  # noqa: E402
+from densekd.utils.launch import setup_launcher, teardown_launcher  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,6 +74,7 @@ def main() -> None:
     if args.out_metrics:
         with open(args.out_metrics, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    teardown_launcher()
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, os.getcwd())  # so custom_imports can name modules of the current project
 import densekd  # noqa: E402,F401  (registries, safe-load allowlist)
-from densekd.utils.launch import setup_launcher  # noqa: E402
+from densekd.utils.launch import setup_launcher, teardown_launcher  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +58,7 @@ def main() -> None:
         cfg.load_from = args.resume
     runner = Runner.from_cfg(cfg)
     runner.train()
+    teardown_launcher()
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ import os
 import torch
 from mmengine.config import Config
 
-__all__ = ['setup_launcher']
+__all__ = ['setup_launcher', 'teardown_launcher']
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:
@@ -43,3 +43,16 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
                                                    broadcast_buffers=False)
     cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
+
+
+def teardown_launcher() -> None:
+    """Wait for every process, then destroy the process group (if any).
+
+    Exiting with a live gloo group can abort a process in its C++ teardown ("terminate called
+    without an active exception", exit code -6) after the work is done, failing the launch.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
