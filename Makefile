@@ -91,7 +91,7 @@ bench: install
 		--md benchmarks/scaling.md --json benchmarks/scaling.json
 	$(VPY) benchmarks/dist_scaling.py --md benchmarks/dist_scaling.md
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_MORE) --batch 2 --size 256 --iters 10 \
-		--loss-mode --md benchmarks/results_more.md --json benchmarks/results_more.json
+		--loss-mode --memory --md benchmarks/results_more.md --json benchmarks/results_more.json
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_PAPER) --batch 2 --size 256 --iters 10 \
 		--md benchmarks/results_paper.md --json benchmarks/results_paper.json
 

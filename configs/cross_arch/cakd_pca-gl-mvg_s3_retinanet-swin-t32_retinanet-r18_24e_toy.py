@@ -1,8 +1,10 @@
 # CAKD with multi-view robust training: the PCA + GL config plus a multi-view generator
 # (random masking / crop of the GL-projected student features, probability 0.5) and a
-# discriminator (GAP -> 3-layer MLP -> sigmoid) with its own optimiser. Each iteration the
-# discriminator steps first (on detached features), then the student and projectors
-# (DistillationModel.train_step with an OptimWrapperDict).
+# discriminator (GAP -> 3-layer MLP -> sigmoid) with its own optimiser. Each iteration one
+# backward reaches the discriminator (its loss, on detached features) and the student and
+# projectors (everything else) separately; then the discriminator steps, then the model
+# (DistillationModel.update_from_losses with an OptimWrapperDict; under DDP
+# DistillDistributedDataParallel).
 _base_ = ['./cakd_pca-gl_s3_retinanet-swin-t32_retinanet-r18_24e_toy.py']
 
 model = dict(components=[
