@@ -275,7 +275,7 @@ def no_dropout(model):
             m.dropout = 0.0            # attention-weight dropout, applied functionally
 
 
-@pytest.mark.parametrize('variant', ['deformable-detr', 'dino'])
+@pytest.mark.parametrize('variant', ['deformable-detr', 'dino', 'conditional-detr'])
 def test_student_outputs_unchanged_by_distillation(models, variant):
     # the query-prior group rides in the student's decoder call (one pass): the student's
     # own losses must not change. Without dropout, whose random masks are drawn for the
@@ -394,7 +394,7 @@ def test_logits_normaliser_is_averaged_over_processes():
     assert results == [(0, 4.0, 2.0), (1, 4.0, 2.0)]
 
 
-@pytest.mark.parametrize('variant', ['deformable-detr', 'dino'])
+@pytest.mark.parametrize('variant', ['deformable-detr', 'dino', 'conditional-detr'])
 def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant):
     # same weights, no dropout: the group's losses (and gradients) are the same whether it
     # rides in the student's decoder call or runs as its own forward_decoder call
@@ -415,7 +415,7 @@ def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant)
         losses = model(**data, mode='loss')
         group = {k: v for k, v in losses.items() if k.startswith('distill.query.')}
         sum(group.values()).backward()
-        results.append((group, model.student.decoder.layers[0].cross_attn.value_proj.weight
+        results.append((group, next(model.student.decoder.layers[0].ffn.parameters())
                         .grad.clone(), comp.query_proj.weight.grad
                         if isinstance(comp.query_proj, torch.nn.Linear) else None))
     (one, g_one, p_one), (two, g_two, p_two) = results

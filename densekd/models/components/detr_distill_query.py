@@ -60,22 +60,23 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
     (:class:`DecoderInputRecorder`, removed by :meth:`remove_hooks`) and the teacher's
     ``decoder`` tap (its predictions via :func:`head_predictions`).
 
-    **One decoder pass** (``one_pass=True``, Deformable DETR and DINO): the group rides
-    along in the student's own decoder call, appended to its queries with a self-attention
-    mask that keeps the two groups apart (DINO: the denoising mask stays in the student's
-    block), so the decoder's per-layer work on the encoder memory (deformable attention's
-    value projection) is done once. The student decoder's ``forward`` is wrapped (an
-    instance attribute, removed by :meth:`remove_hooks`); hooks and taps around it see the
-    student's own inputs and outputs only, the group's outputs are split off inside. It
+    **One decoder pass** (``one_pass=True``): the group rides along in the student's own
+    decoder call, appended to its queries with a self-attention mask that keeps the two
+    groups apart (DINO: the denoising mask stays in the student's block; Conditional DETR:
+    given to its decoder layers by pre-hooks during the call, its decoder takes none), so
+    the decoder's per-layer work on the encoder memory (deformable attention's value
+    projection, Conditional DETR's key projections) is done once. The student decoder's
+    ``forward`` is wrapped (an instance attribute, removed by :meth:`remove_hooks`); hooks
+    and taps around it see the student's own inputs and outputs only, the group's outputs
+    are split off inside. It
     merges only in training with gradients enabled and when the teacher's decoder inputs of
-    the step were recorded; otherwise, with ``one_pass=False`` and for Conditional DETR
-    (mmdet's decoder takes no self-attention mask) the group runs as a second
-    ``forward_decoder`` call. Both give the same group outputs, and the student's own
+    the step were recorded; otherwise, and with ``one_pass=False``, the group runs as a
+    second ``forward_decoder`` call. Both give the same group outputs, and the student's own
     outputs are unchanged (tested without dropout; with dropout its random masks are drawn
     for the merged tensors).
 
     Args:
-        one_pass: run the group inside the student's decoder call where supported.
+        one_pass: run the group inside the student's decoder call.
         init_cfg: mmengine init config.
     """
 
@@ -105,7 +106,7 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
             self.query_proj = nn.Linear(t_dim, s_dim)
             self.pos_proj = nn.Linear(t_dim, s_dim)
         self._make_readers(student, teacher)
-        if self.one_pass and self.variant in ('deformable', 'dino'):
+        if self.one_pass:
             self._wrap_decoder(student.get_submodule(DECODER_TAP))
 
     def _wrap_decoder(self, decoder: nn.Module) -> None:
@@ -123,7 +124,18 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
                     this._group_out = None
                 return forward(module, *args, **kwargs)
             merged, own, t_ref = this.merge_group(kwargs, t_rec.kwargs)
-            hidden, refs = forward(module, **merged)
+            handles = []
+            if this.variant == 'conditional':
+                # mmdet's Conditional DETR decoder takes no self-attention mask; its layers do
+                mask = merged.pop('self_attn_mask')
+                handles = [layer.register_forward_pre_hook(
+                    lambda m, a, k: (a, {**k, 'self_attn_masks': mask}), with_kwargs=True)
+                    for layer in module.layers]
+            try:
+                hidden, refs = forward(module, **merged)
+            finally:
+                for handle in handles:
+                    handle.remove()
             this._group_out = (hidden[..., own:, :], refs[..., own:, :], t_ref)
             return hidden[..., :own, :], refs[..., :own, :]
 
@@ -157,31 +169,38 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
                              f'{s_ref.shape[-1]} (two-stage vs one-stage)')
 
     def merge_group(self, s_kwargs: dict[str, Any], t_kwargs: dict[str, Any],
-                    ) -> tuple[dict[str, Any], int, Tensor]:
-        """The student's decoder kwargs with the group appended (Deformable DETR, DINO).
+                    ) -> tuple[dict[str, Any], int, Tensor | None]:
+        """The student's decoder kwargs with the group appended.
 
         Returns:
-            ``(kwargs, number of the student's own queries, the group's reference points)``.
-            ``self_attn_mask`` (True = blocked) keeps each group to itself; the student's
-            own block is its original mask (DINO's denoising mask) or all-open.
+            ``(kwargs, number of the student's own queries, the group's reference points)``
+            (Conditional DETR: no reference points in, ``None``). ``self_attn_mask``
+            (True = blocked) keeps each group to itself; the student's own block is its
+            original mask (DINO's denoising mask) or all-open.
         """
         t = self._teacher_queries(t_kwargs)
         own = s_kwargs['query'].shape[1]
-        self._check_refs(s_kwargs['reference_points'], t['reference_points'])
         merged = dict(s_kwargs)
-        merged['query'] = torch.cat([s_kwargs['query'], self.query_proj(t['query'])], 1)
-        if s_kwargs.get('query_pos') is not None:
-            merged['query_pos'] = torch.cat([s_kwargs['query_pos'],
-                                             self.pos_proj(t['query_pos'])], 1)
-        merged['reference_points'] = torch.cat([s_kwargs['reference_points'],
-                                                t['reference_points']], 1)
+        if self.variant == 'conditional':   # positional queries only, zero content
+            t_pos = self.pos_proj(t['query_pos'])
+            merged['query_pos'] = torch.cat([s_kwargs['query_pos'], t_pos], 1)
+            merged['query'] = torch.cat([s_kwargs['query'], torch.zeros_like(t_pos)], 1)
+            t_ref = None
+        else:
+            self._check_refs(s_kwargs['reference_points'], t['reference_points'])
+            merged['query'] = torch.cat([s_kwargs['query'], self.query_proj(t['query'])], 1)
+            if s_kwargs.get('query_pos') is not None:
+                merged['query_pos'] = torch.cat([s_kwargs['query_pos'],
+                                                 self.pos_proj(t['query_pos'])], 1)
+            t_ref = t['reference_points']
+            merged['reference_points'] = torch.cat([s_kwargs['reference_points'], t_ref], 1)
         total = merged['query'].shape[1]
         mask = torch.ones(total, total, dtype=torch.bool, device=merged['query'].device)
         mask[own:, own:] = False
         own_mask = s_kwargs.get('self_attn_mask')
         mask[:own, :own] = False if own_mask is None else own_mask
         merged['self_attn_mask'] = mask
-        return merged, own, t['reference_points']
+        return merged, own, t_ref
 
     def group_inputs(self, s_kwargs: dict[str, Any], t_kwargs: dict[str, Any]) -> dict:
         """``forward_decoder`` kwargs of the group: the student's memory, masks and level
@@ -281,7 +300,8 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
         try:
             if self._group_out is not None:      # carried by the student's decoder call
                 hidden, refs, t_ref = self._group_out
-                references = [t_ref, *refs] if self.variant == 'deformable' else list(refs)
+                references = {'deformable': lambda: [t_ref, *refs], 'dino': lambda: list(refs),
+                              'conditional': lambda: refs}[self.variant]()
             else:
                 call = self.group_inputs(s_rec.take('student'), t_rec.take('teacher'))
                 with recording_paused(s_reader.recorder.module):
