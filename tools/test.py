@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, os.getcwd())  # so custom_imports can name modules of the current project
 import densekd  # noqa: E402,F401
 from densekd.utils.checkpoint import extract_state_dict, load_checkpoint_file  # noqa: E402
-from densekd.utils.config import make_student_config  # noqa: E402
+from densekd.utils.config import is_distillation_config, make_student_config  # noqa: E402
 from densekd.utils.launch import setup_launcher, teardown_launcher  # noqa: E402
 
 
@@ -37,11 +37,6 @@ def parse_args() -> argparse.Namespace:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def is_distillation_config(cfg: Config) -> bool:
-    """Whether ``cfg.model`` is a densekd distillation model."""
-    return str(cfg.model.get('type', '')).endswith('DistillationModel')
 
 
 def main() -> None:

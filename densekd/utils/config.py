@@ -19,7 +19,8 @@ from typing import Any
 from mmengine.config import Config, ConfigDict
 from mmengine.utils import get_installed_path
 
-__all__ = ['resolve_config_path', 'load_model_spec', 'ModelSpec', 'make_student_config']
+__all__ = ['resolve_config_path', 'load_model_spec', 'ModelSpec', 'make_student_config',
+           'is_distillation_config']
 
 
 def resolve_config_path(path: str) -> str:
@@ -133,6 +134,11 @@ def _deploy_types(node: Any) -> Any:
     if isinstance(node, (list, tuple)):
         return type(node)(_deploy_types(v) for v in node)
     return node
+
+
+def is_distillation_config(cfg: Config) -> bool:
+    """Whether ``cfg.model`` is a densekd distillation model."""
+    return str(cfg.get('model', {}).get('type', '')).endswith('DistillationModel')
 
 
 def make_student_config(cfg: Config) -> Config:

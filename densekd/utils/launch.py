@@ -6,6 +6,8 @@ import os
 import torch
 from mmengine.config import Config
 
+from .config import is_distillation_config
+
 __all__ = ['setup_launcher', 'teardown_launcher']
 
 
@@ -22,8 +24,7 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
     if launcher == 'none':
         return
-    distill = str(cfg.get('model', {}).get('type', '')).split('.')[-1] == 'DistillationModel'
-    if distill and cfg.get('model_wrapper_cfg') is None:
+    if is_distillation_config(cfg) and cfg.get('model_wrapper_cfg') is None:
         # takes the discriminator's OptimWrapperDict too; a plain OptimWrapper as mmengine's
         cfg.model_wrapper_cfg = dict(type='DistillDistributedDataParallel',
                                      broadcast_buffers=False,

@@ -24,6 +24,7 @@ from .detr_io import (
     DECODER_TAP,
     DetrComponentMixin,
     decoder_call_kwargs,
+    decoder_references,
     detr_variant,
     image_wh,
     pixel_boxes,
@@ -68,12 +69,11 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
     projection, Conditional DETR's key projections) is done once. The student decoder's
     ``forward`` is wrapped (an instance attribute, removed by :meth:`remove_hooks`); hooks
     and taps around it see the student's own inputs and outputs only, the group's outputs
-    are split off inside. It
-    merges only in training with gradients enabled and when the teacher's decoder inputs of
-    the step were recorded; otherwise, and with ``one_pass=False``, the group runs as a
-    second ``forward_decoder`` call. Both give the same group outputs, and the student's own
-    outputs are unchanged (tested without dropout; with dropout its random masks are drawn
-    for the merged tensors).
+    are split off inside. It merges only in training with gradients enabled and when the
+    teacher's decoder inputs of the step were recorded; otherwise, and with
+    ``one_pass=False``, the group runs as a second ``forward_decoder`` call. Both give the
+    same group outputs, and the student's own outputs are unchanged (tested without
+    dropout; with dropout its random masks are drawn for the merged tensors).
 
     Args:
         one_pass: run the group inside the student's decoder call.
@@ -88,7 +88,7 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
         self.pos_proj: nn.Module = nn.Identity()
         self.one_pass = one_pass
         self._wrapped: weakref.ref | None = None    # not a submodule
-        self._group_out: tuple[Tensor, Tensor, Tensor] | None = None
+        self._group_out: tuple[Tensor, Tensor, Tensor | None] | None = None
 
     def bind(self, student: nn.Module, teacher: nn.Module) -> None:
         """Check the variants, build the projections, hook both decoders."""
@@ -300,8 +300,7 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
         try:
             if self._group_out is not None:      # carried by the student's decoder call
                 hidden, refs, t_ref = self._group_out
-                references = {'deformable': lambda: [t_ref, *refs], 'dino': lambda: list(refs),
-                              'conditional': lambda: refs}[self.variant]()
+                references = decoder_references(self.variant, t_ref, refs)
             else:
                 call = self.group_inputs(s_rec.take('student'), t_rec.take('teacher'))
                 with recording_paused(s_reader.recorder.module):

@@ -32,9 +32,9 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-__all__ = ['detr_variant', 'matching', 'head_predictions', 'DecoderInputRecorder',
-           'decoder_call_kwargs', 'recording_paused', 'pixel_boxes', 'image_wh', 'DECODER_TAP',
-           'DetrReader', 'DetrComponentMixin']
+__all__ = ['detr_variant', 'matching', 'head_predictions', 'decoder_references',
+           'DecoderInputRecorder', 'decoder_call_kwargs', 'recording_paused', 'pixel_boxes',
+           'image_wh', 'DECODER_TAP', 'DetrReader', 'DetrComponentMixin']
 
 DECODER_TAP = 'decoder'
 
@@ -80,16 +80,23 @@ def head_predictions(model: nn.Module, decoder_levels: list[Tensor],
     entry = _HEAD_CACHE.get(model)
     if entry is not None and entry[0] is hidden:
         return entry[1]
-    variant = detr_variant(model)
-    if variant == 'deformable':
-        references = [decoder_kwargs['reference_points'], *refs]
-    elif variant == 'dino':
-        references = list(refs)
-    else:
-        references = refs
+    references = decoder_references(detr_variant(model), decoder_kwargs.get('reference_points'),
+                                    refs)
     out = model.bbox_head(hidden, references)
     _HEAD_CACHE[model] = (hidden, out)
     return out
+
+
+def decoder_references(variant: str, initial: Tensor | None, refs: Any) -> Any:
+    """The head's ``references`` argument, as each detector's ``forward_decoder`` builds it
+    from the decoder's reference outputs ``refs``: Deformable DETR ``[initial, *per-layer]``
+    (``initial``: the decoder's input reference points), DINO its ``L + 1`` references as a
+    list, Conditional DETR its single reference tensor."""
+    if variant == 'deformable':
+        return [initial, *refs]
+    if variant == 'dino':
+        return list(refs)
+    return refs
 
 
 def image_wh(img_meta: dict, ref: Tensor) -> Tensor:

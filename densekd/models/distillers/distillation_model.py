@@ -308,8 +308,7 @@ class DistillationModel(BaseModel):
         disc_wrapper = optim_wrapper['discriminator']
         disc_total, disc_vars = self.parse_losses(disc)
         log_vars.update({k: v for k, v in disc_vars.items() if k != 'loss'})
-        scaled = [w for w in (model_wrapper, disc_wrapper) if hasattr(w, 'loss_scaler')]
-        if scaled:
+        if any(hasattr(w, 'loss_scaler') for w in (model_wrapper, disc_wrapper)):
             if distributed:
                 raise NotImplementedError(
                     'DistillationModel: a discriminator optimiser under DDP needs plain '

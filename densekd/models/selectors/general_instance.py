@@ -117,7 +117,7 @@ class GeneralInstanceSelector:
         Same result as :meth:`__call__`, but the boxes come from ``boxes_at(img, inds,
         from_teacher)``: image ``img``'s (m, 4) x1y1x2y2 pixel boxes of the priors ``inds``
         (level-concatenated indices), the teacher's where ``from_teacher`` else the
-        student's. The NMS stops once K boxes survive (:meth:`_nms_top_k`), so typically
+        student's. The NMS stops once K boxes survive (:meth:`_lazy_nms_top_k`), so typically
         only a few hundred of the tens of thousands of priors are ever decoded.
         """
         levels = []
