@@ -414,3 +414,42 @@ def test_reader_direct_assign_equals_get_targets(kind):
     anchors, valid = head.get_anchors(sizes, metas, device='cpu')
     want = torch.cat(head.get_targets(anchors, valid, gts, metas)[0], 1) < head.num_classes
     assert got.tolist() == want.tolist() and got[0].sum() > 7 and not got[1].any()
+
+
+@pytest.mark.parametrize('assign_all', [True, False])
+@pytest.mark.parametrize('min_pos_iou', [0.0, 0.3])
+def test_batched_max_iou_positives_equal_the_assigner_per_image(assign_all, min_pos_iou):
+    # the batched IoU path (gt_max_assign_all) and the per-image assigner loop (otherwise)
+    # give get_targets' positives: ragged GT counts (3 images, one without boxes), a tiny
+    # box whose best IoU is below min_pos_iou, boxes past the unpadded image (inside flags)
+    from mmdet.registry import MODELS
+    head = MODELS.build(dict(
+        type='RPNHead', in_channels=8, feat_channels=16, num_classes=1,
+        anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[0.5, 1.0, 2.0],
+                              strides=[8, 16]),
+        train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
+                                     min_pos_iou=min_pos_iou, gt_max_assign_all=assign_all),
+                       sampler=dict(type='PseudoSampler'), allowed_border=0, pos_weight=-1,
+                       debug=False)))
+    reader = DenseHeadReader('rpn')
+    assert DenseHeadReader._batched_max_iou(head.assigner) is assign_all
+    sizes = [torch.Size((16, 16)), torch.Size((8, 8))]
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(9, 2, generator=g) * 110
+    boxes = torch.cat([xy, xy + torch.rand(9, 2, generator=g) * 70 + 4], 1)
+    boxes[0] = torch.tensor([60.0, 60.0, 61.5, 61.0])  # best IoU < 0.3 with any anchor
+    per_image = [boxes[:6], boxes[6:], boxes[:0]]
+    metas = [dict(img_shape=(100, 112), pad_shape=(128, 128), batch_input_shape=(128, 128)),
+             dict(img_shape=(128, 128), pad_shape=(128, 128), batch_input_shape=(128, 128)),
+             dict(img_shape=(90, 128), pad_shape=(128, 128), batch_input_shape=(128, 128))]
+    got = reader.assign(head, sizes, per_image, metas)
+    gts = [InstanceData(bboxes=b, labels=b.new_zeros(len(b), dtype=torch.long))
+           for b in per_image]
+    anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+    want = torch.cat(head.get_targets(anchors, valid, gts, metas)[0], 1) < head.num_classes
+    assert got.tolist() == want.tolist()
+    assert got[0].any() and got[1].any() and not got[2].any()
+    # the tiny box gets its best anchors only when its best IoU reaches min_pos_iou
+    alone = reader.assign(head, sizes, [boxes[:1]], metas[1:2])
+    best = head.assigner.iou_calculator(boxes[:1], torch.cat(anchors[1])).max()
+    assert 0 < best < 0.3 and bool(alone.any()) is (min_pos_iou == 0.0)

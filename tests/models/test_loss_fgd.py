@@ -299,3 +299,24 @@ def test_fused_focal_and_global_equal_the_separate_equations_with_gradients():
                 assert gb is None or gb.abs().max() == 0
             else:
                 torch.testing.assert_close(gb, ga, rtol=1e-4, atol=1e-5)
+
+
+def test_gcblock_matrix_products_equal_the_conv_module_with_gradients():
+    # GcBlock computes its 1x1 convs as matrix products on the convs' own parameters:
+    # same output and parameter gradients as running the official conv layout (ref_gc)
+    torch.manual_seed(2)
+    gc = randomize(FGDLoss(channels=6)).gc_S
+    for p in gc.parameters():  # LayerNorm and conv_mask bias too
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.randn(2, 6, 5, 4, requires_grad=True)
+    got, want = gc(x), ref_gc(x, gc)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    upstream = torch.randn_like(want)
+    params = [x, *gc.parameters()]
+    for a, b in zip(torch.autograd.grad(got, params, upstream),
+                    torch.autograd.grad(want, params, upstream)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert sorted(gc.state_dict()) == sorted([
+        'conv_mask.weight', 'conv_mask.bias', 'channel_add_conv.0.weight',
+        'channel_add_conv.0.bias', 'channel_add_conv.1.weight', 'channel_add_conv.1.bias',
+        'channel_add_conv.3.weight', 'channel_add_conv.3.bias'])

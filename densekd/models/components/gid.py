@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from densekd.registry import MODELS, TASK_UTILS
 
 from ..losses.gid import GIDFeatureLoss, GIDRelationLoss, GIDResponseLoss
+from ..ops import SeparableRoIAlign
 from ..selectors.dense_head import DenseHeadReader
 from ..selectors.general_instance import GeneralInstanceSelector
 from .base import DistillComponent, TapLevels, TapShapes
@@ -120,7 +121,8 @@ class GeneralInstanceDistill(DistillComponent):
             raise ValueError(f'GeneralInstanceDistill: feature taps give {len(s_shapes)} / '
                              f'{len(t_shapes)} levels, the head has {len(strides)}')
         s_ch, t_ch = s_shapes[0][1], t_shapes[0][1]
-        roi_layer = dict(type='RoIAlign', output_size=self.roi_size, sampling_ratio=2,
+        # mmcv's RoIAlign, or on small CPU maps the same values as two matrix products
+        roi_layer = dict(type=SeparableRoIAlign, output_size=self.roi_size, sampling_ratio=2,
                          aligned=True)
         self.s_extractor, self.t_extractor = (
             SingleRoIExtractor(roi_layer=roi_layer, out_channels=c, featmap_strides=strides,

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densekd.registry import MODELS
@@ -171,14 +172,34 @@ class GcBlock(nn.Module):
         nn.init.zeros_(self.channel_add_conv[-1].bias)
 
     def context(self, x: Tensor) -> Tensor:
-        """(N, C, H, W) -> (N, C, 1, 1), the attention-pooled context."""
+        """(N, C, H, W) -> (N, C), the attention-pooled context.
+
+        The 1x1 convs of the block run as matrix products on their own weights (same
+        parameters and values; a convolution call per 1x1 map costs more than the maths
+        on the small maps of a toy FPN, see :meth:`transform`).
+        """
         n, c, h, w = x.shape
-        weights = torch.softmax(self.conv_mask(x).reshape(n, 1, h * w), dim=2)  # (N, 1, HW)
-        return torch.bmm(x.reshape(n, c, h * w), weights.transpose(1, 2)).reshape(n, c, 1, 1)
+        flat = x.reshape(n, c, h * w)
+        logits = torch.matmul(self.conv_mask.weight.reshape(1, c), flat)  # (N, 1, HW)
+        weights = torch.softmax(logits + self.conv_mask.bias, dim=2)
+        return torch.bmm(flat, weights.transpose(1, 2)).reshape(n, c)
 
     def transform(self, x: Tensor) -> Tensor:
-        """(N, C, H, W) -> (N, C, 1, 1), the term the block adds to every position."""
-        return self.channel_add_conv(self.context(x))
+        """(N, C, H, W) -> (N, C, 1, 1), the term the block adds to every position.
+
+        ``channel_add_conv`` applied to the (N, C, 1, 1) context, computed as
+        ``linear -> layer_norm -> relu -> linear`` on (N, C) with the convs' and the
+        LayerNorm's own parameters (``LayerNorm([C/2, 1, 1])`` normalises the same C/2
+        values), so checkpoints and the official module layout are unchanged.
+        """
+        conv1, norm, _, conv2 = self.channel_add_conv
+        n, c = x.shape[:2]
+        y = F.linear(self.context(x), conv1.weight.reshape(conv1.out_channels, c), conv1.bias)
+        half = conv1.out_channels
+        y = F.layer_norm(y, (half,), norm.weight.reshape(half), norm.bias.reshape(half),
+                         norm.eps)
+        y = F.linear(F.relu(y), conv2.weight.reshape(c, half), conv2.bias)
+        return y.reshape(n, c, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, C, H, W)."""

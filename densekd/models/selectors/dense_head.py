@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from mmdet.models.task_modules.assigners import BboxOverlaps2D, MaxIoUAssigner
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.models.task_modules.samplers import PseudoSampler
 from mmengine.structures import InstanceData
@@ -180,13 +181,69 @@ class DenseHeadReader:
         targets: the anchors inside the image (``allowed_border``) go through the head's
         assigner and the positives are those with ``gt_inds > 0``."""
         anchors, valid = head.get_anchors(sizes, img_metas, device=device)
+        inside = torch.stack([
+            anchor_inside_flags(torch.cat(a), torch.cat(v), meta['img_shape'][:2],
+                                head.train_cfg['allowed_border'])
+            for a, v, meta in zip(anchors, valid, img_metas)])
+        if DenseHeadReader._batched_max_iou(head.assigner):
+            return DenseHeadReader._max_iou_positives(
+                head.assigner, torch.cat(anchors[0]), inside, [g.bboxes for g in gts])
         masks = []
-        for img_anchors, img_valid, gt, meta in zip(anchors, valid, gts, img_metas):
-            flat, flags = torch.cat(img_anchors), torch.cat(img_valid)
-            inside = anchor_inside_flags(flat, flags, meta['img_shape'][:2],
-                                         head.train_cfg['allowed_border'])
-            result = head.assigner.assign(InstanceData(priors=flat[inside]), gt)
+        for img_anchors, img_inside, gt in zip(anchors, inside, gts):
+            flat = torch.cat(img_anchors)
+            result = head.assigner.assign(InstanceData(priors=flat[img_inside]), gt)
             mask = torch.zeros(len(flat), dtype=torch.bool, device=device)
-            mask[inside] = result.gt_inds > 0
+            mask[img_inside] = result.gt_inds > 0
             masks.append(mask)
         return torch.stack(masks)
+
+    @staticmethod
+    def _batched_max_iou(assigner: object) -> bool:
+        """Whether :meth:`_max_iou_positives` reproduces ``assigner``: mmdet's
+        ``MaxIoUAssigner`` with 2D IoU, no repeated-GT permutation and, under low-quality
+        matching, every anchor at a GT's best IoU (``gt_max_assign_all``; with only the
+        argmax, ties would depend on the kernel's choice among equal maxima)."""
+        return (type(assigner) is MaxIoUAssigner
+                and type(assigner.iou_calculator) is BboxOverlaps2D
+                and assigner.iou_calculator.dtype is None
+                and assigner.perm_repeat_gt_cfg is None
+                and (assigner.gt_max_assign_all or not assigner.match_low_quality))
+
+    @staticmethod
+    def _max_iou_positives(assigner: MaxIoUAssigner, anchors: Tensor, inside: Tensor,
+                           boxes: Sequence[Tensor]) -> Tensor:
+        """The anchors ``MaxIoUAssigner.assign`` makes positive (``gt_inds > 0``), for a
+        whole batch in one IoU call.
+
+        Same rules as mmdet's ``assign_wrt_overlaps`` restricted to positivity: an anchor
+        is positive if its best IoU is ``>= pos_iou_thr`` or, with ``match_low_quality``,
+        if it reaches the best IoU of some GT whose best IoU is ``>= min_pos_iou`` (the
+        negative step only ever writes 0). Only the image's inside anchors take part, as
+        when the assigner sees ``anchors[inside]``; GT rows padding the batch take none.
+
+        Args:
+            assigner: the head's ``MaxIoUAssigner`` (see :meth:`_batched_max_iou`).
+            anchors: (A, 4), the same for every image.
+            inside: (N, A) bool, anchors inside each image (``allowed_border``).
+            boxes: per image (k_i, 4) boxes taken as GT.
+
+        Returns:
+            (N, A) bool.
+        """
+        n, num = inside.shape
+        k = max((len(b) for b in boxes), default=0)
+        if k == 0 or num == 0:
+            return torch.zeros_like(inside)
+        gts = anchors.new_zeros(n, k, 4)
+        real = torch.zeros(n, k, dtype=torch.bool, device=anchors.device)
+        for i, b in enumerate(boxes):
+            gts[i, :len(b)] = b.to(anchors.dtype)
+            real[i, :len(b)] = True
+        overlaps = assigner.iou_calculator(gts, anchors.expand(n, num, 4))  # (N, k, A)
+        overlaps = overlaps.masked_fill(~(real[:, :, None] & inside[:, None, :]), -1.0)
+        positive = overlaps.max(dim=1).values >= assigner.pos_iou_thr
+        if assigner.match_low_quality:
+            gt_best = overlaps.max(dim=2, keepdim=True).values  # (N, k, 1)
+            eligible = real[:, :, None] & (gt_best >= assigner.min_pos_iou)
+            positive |= ((overlaps == gt_best) & eligible).any(dim=1)
+        return positive & inside

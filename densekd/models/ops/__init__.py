@@ -1,0 +1,4 @@
+"""Operators densekd needs beyond mmcv's."""
+from .roi_align import SeparableRoIAlign, roi_align_weights, separable_roi_align
+
+__all__ = ['SeparableRoIAlign', 'roi_align_weights', 'separable_roi_align']

@@ -1,0 +1,70 @@
+"""SeparableRoIAlign: same values and gradients as mmcv's and torchvision's RoIAlign."""
+import pytest
+import torch
+from mmcv.ops import roi_align as mmcv_roi_align
+from torchvision.ops import roi_align as tv_roi_align
+
+from densekd.models.ops import SeparableRoIAlign, roi_align_weights
+
+
+def random_rois(n_rois, images, size, seed):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n_rois, 2, generator=g) * size * 1.2 - size * 0.2  # some past the edges
+    wh = torch.rand(n_rois, 2, generator=g) * size * 0.6
+    wh[0] = 0.0  # a degenerate box
+    idx = torch.tensor(images, dtype=torch.float32)[
+        torch.randint(len(images), (n_rois,), generator=g)]
+    return torch.cat([idx[:, None], xy, xy + wh], 1)
+
+
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('sampling_ratio', [1, 2, 3])
+def test_values_and_gradients_equal_the_kernels(aligned, sampling_ratio):
+    torch.manual_seed(0)
+    feat = torch.randn(3, 5, 13, 9, dtype=torch.float64, requires_grad=True)
+    rois = random_rois(11, [0, 2], 100, seed=sampling_ratio).double()  # image 1 has none
+    layer = SeparableRoIAlign(7, 1 / 8, sampling_ratio, aligned=aligned)
+    assert layer.uses_products(feat)
+    got = layer(feat, rois)
+    want = tv_roi_align(feat, rois, 7, 1 / 8, sampling_ratio, aligned)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    upstream = torch.randn_like(want)
+    g_got, = torch.autograd.grad(got, feat, upstream)
+    g_want, = torch.autograd.grad(want, feat, upstream)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-10, atol=1e-10)
+    assert g_got[1].abs().max() == 0
+    # mmcv's kernel (float32 only on CPU), as mmdet's RoI extractors use it
+    f32, r32 = feat.detach().float(), rois.float()
+    torch.testing.assert_close(layer(f32, r32),
+                               mmcv_roi_align(f32, r32, (7, 7), 1 / 8, sampling_ratio, 'avg',
+                                              aligned), rtol=1e-5, atol=1e-5)
+
+
+def test_one_sample_by_hand():
+    # a 1x1 output with one sample: bilinear interpolation at the RoI centre. Box
+    # (4, 4)-(12, 12) at scale 1/4 is (1, 1)-(3, 3) in cells, (0.5, 0.5)-(2.5, 2.5) after the
+    # aligned half-cell shift: centre (1.5, 1.5), halfway between cells 1 and 2 on each axis
+    feat = torch.arange(16.0).reshape(1, 1, 4, 4)  # value = 4 * y + x
+    rois = torch.tensor([[0.0, 4.0, 4.0, 12.0, 12.0]])
+    out = SeparableRoIAlign(1, 0.25, 1, aligned=True)(feat, rois)
+    assert out.item() == pytest.approx(4 * 1.5 + 1.5)  # linear map: value at the centre
+    wy, wx = roi_align_weights(rois, 1, 0.25, 1, True, 4, 4)
+    assert wy[0, 0].tolist() == [0.0, 0.5, 0.5, 0.0] and wx[0, 0].tolist() == [0.0, 0.5, 0.5, 0.0]
+
+
+def test_large_maps_cuda_and_max_pool_use_mmcv():
+    layer = SeparableRoIAlign(7, 1 / 8, 2, max_area=100)
+    assert layer.uses_products(torch.zeros(1, 1, 10, 10))
+    assert not layer.uses_products(torch.zeros(1, 1, 10, 11))
+    assert not SeparableRoIAlign(7, 1 / 8, 0).uses_products(torch.zeros(1, 1, 4, 4))
+    assert not SeparableRoIAlign(7, 1 / 8, 2, pool_mode='max').uses_products(
+        torch.zeros(1, 1, 4, 4))
+    assert layer.output_size == (7, 7)
+
+
+def test_no_rois_is_an_empty_connected_result():
+    feat = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out = SeparableRoIAlign(4, 1.0, 2)(feat, feat.new_zeros(0, 5))
+    assert out.shape == (0, 3, 4, 4)
+    out.sum().backward()
+    assert feat.grad.abs().max() == 0
