@@ -73,6 +73,10 @@ BENCH_CONFIGS_MORE := configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py
 	configs/cross_arch/cakd_pca-gl_mit-s4_segformer-mit-b0_pspnet-r18_1k_toy.py \
 	configs/cross_arch/scalekd_s3-s4_segformer-mit-b0_pspnet-r18_1k_toy.py
 
+# DETRDistill on its paper pair with and without the query-prior group, in one interleaved run
+BENCH_CONFIGS_DETR_PARTS := configs/detr_distill/detr-distill_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
+	configs/detr_distill/detr-distill-logits-feature_deformable-detr-r101_deformable-detr-r50_50e_coco.py
+
 # the session-3 methods on their paper-scale templates (teachers random, 256 px like the rest)
 BENCH_CONFIGS_PAPER := configs/detr_distill/detr-distill_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
 	configs/cross_arch/cakd_pca-gl_s3_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
@@ -94,6 +98,8 @@ bench: install
 		--loss-mode --memory --md benchmarks/results_more.md --json benchmarks/results_more.json
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_PAPER) --batch 2 --size 256 --iters 10 \
 		--md benchmarks/results_paper.md --json benchmarks/results_paper.json
+	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_DETR_PARTS) --batch 2 --size 256 --iters 10 \
+		--md benchmarks/results_detr_parts.md --json benchmarks/results_detr_parts.json
 
 SEEDS ?= 0 1 2
 results: install

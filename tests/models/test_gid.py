@@ -190,11 +190,49 @@ def test_level_mapping_and_pooling(det_paths):
     sides = torch.tensor([50., 111., 113., 230., 500., 2000.])   # sqrt(w h)
     rois = torch.stack([torch.zeros(6), torch.zeros(6), torch.zeros(6), sides, sides], 1)
     # mmdet: floor(log2(scale / 56)) clamped to [0, 4]
-    assert comp.s_extractor.map_roi_levels(rois, 5).tolist() == [0, 0, 1, 2, 3, 4]
-    feats = tuple(torch.randn(1, 64, 128 // s, 128 // s) for s in (8, 16, 32, 64, 128))
+    assert comp.map_roi_levels(rois, 5).tolist() == [0, 0, 1, 2, 3, 4]
+    feats = [torch.randn(1, 64, 128 // s, 128 // s) for s in (8, 16, 32, 64, 128)]
     roi = torch.tensor([[0., 10., 20., 250., 260.]])          # side 240 -> level 2 (stride 32)
     expected = roi_align(feats[2], roi, (10, 10), 1 / 32, 2, 'avg', True)
-    torch.testing.assert_close(comp.s_extractor(feats, roi), expected)
+    s_roi, t_roi = comp.pool(feats, feats, roi)
+    torch.testing.assert_close(s_roi, expected)
+    torch.testing.assert_close(t_roi, expected)
+
+
+@pytest.mark.parametrize('max_area', [4096, 16])
+def test_pool_equals_mmdet_single_roi_extractor(det_paths, max_area):
+    # both models' pooled GIs equal mmdet's extractor with mmcv's RoIAlign, RoIs on every
+    # level of two images; max_area=16 sends the larger maps to mmcv's kernel
+    from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
+    comp = build(det_paths).components['gid']
+    for layer in comp.roi_layers:
+        layer.max_area = max_area
+    strides = (8, 16, 32, 64, 128)
+    g = torch.Generator().manual_seed(5)
+    s_feats = [torch.randn(2, 64, 512 // s, 512 // s, generator=g, requires_grad=True)
+               for s in strides]
+    t_feats = [torch.randn(2, 32, 512 // s, 512 // s, generator=g) for s in strides]
+    xy = torch.rand(12, 2, generator=g) * 300
+    wh = torch.rand(12, 2, generator=g) * 480 + 2
+    rois = torch.cat([(torch.arange(12) % 2)[:, None].float(), xy, xy + wh], 1)
+    assert len(comp.map_roi_levels(rois, 5).unique()) >= 3
+    s_roi, t_roi = comp.pool(s_feats, t_feats, rois)
+    assert not t_roi.requires_grad
+    layer = dict(type='RoIAlign', output_size=10, sampling_ratio=2, aligned=True)
+    for feats, got in ((s_feats, s_roi), (t_feats, t_roi)):
+        ref = SingleRoIExtractor(roi_layer=layer, out_channels=feats[0].shape[1],
+                                 featmap_strides=list(strides), finest_scale=56)
+        want = ref(tuple(feats), rois)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn_like(s_roi)
+    got_g = torch.autograd.grad(s_roi, s_feats, upstream, allow_unused=True)  # unused levels
+    want_g = torch.autograd.grad(ref_s := SingleRoIExtractor(
+        roi_layer=layer, out_channels=64, featmap_strides=list(strides),
+        finest_scale=56)(tuple(s_feats), rois), s_feats, upstream)
+    assert ref_s.shape == s_roi.shape
+    for feat, a, b in zip(s_feats, got_g, want_g):
+        torch.testing.assert_close(torch.zeros_like(feat) if a is None else a, b,
+                                   rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize('num_items,teacher_width', [(None, None), ([0, 0], 32)])

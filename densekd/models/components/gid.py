@@ -4,14 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
 from mmdet.structures.bbox import bbox2roi
 from torch import Tensor, nn
 
 from densekd.registry import MODELS, TASK_UTILS
 
 from ..losses.gid import GIDFeatureLoss, GIDRelationLoss, GIDResponseLoss
-from ..ops import SeparableRoIAlign
+from ..ops import SeparableRoIAlign, roi_align_weights, separable_roi_align
 from ..selectors.dense_head import DenseHeadReader
 from ..selectors.general_instance import GeneralInstanceSelector
 from .base import DistillComponent, TapLevels, TapShapes
@@ -114,7 +113,7 @@ class GeneralInstanceDistill(DistillComponent):
                              'classes, strides and anchors (GID compares them prior by prior)')
 
     def setup(self, student_shapes: TapShapes, teacher_shapes: TapShapes) -> None:
-        """Build the RoI extractors and, if channels differ, the adapter."""
+        """Build the RoI layers and, if channels differ, the adapter."""
         strides = self.reader.strides(self.reader.head(self.student_model))
         s_shapes, t_shapes = student_shapes[self.student_feat], teacher_shapes[self.teacher_feat]
         if len(s_shapes) < len(strides) or len(t_shapes) < len(strides):
@@ -122,14 +121,54 @@ class GeneralInstanceDistill(DistillComponent):
                              f'{len(t_shapes)} levels, the head has {len(strides)}')
         s_ch, t_ch = s_shapes[0][1], t_shapes[0][1]
         # mmcv's RoIAlign, or on small CPU maps the same values as two matrix products
-        roi_layer = dict(type=SeparableRoIAlign, output_size=self.roi_size, sampling_ratio=2,
-                         aligned=True)
-        self.s_extractor, self.t_extractor = (
-            SingleRoIExtractor(roi_layer=roi_layer, out_channels=c, featmap_strides=strides,
-                               finest_scale=self.finest_scale) for c in (s_ch, t_ch))
+        # whose weights the student and teacher share (same RoIs, levels and map sizes)
+        self.roi_layers = nn.ModuleList(
+            SeparableRoIAlign(self.roi_size, 1.0 / s, sampling_ratio=2, aligned=True)
+            for s in strides)
         if s_ch != t_ch:
             self.adapter = MODELS.build(dict(self.adapter_cfg, in_channels=s_ch,
                                              out_channels=t_ch))
+
+    def map_roi_levels(self, rois: Tensor, num_levels: int) -> Tensor:
+        """FPN level of each RoI, as mmdet's ``SingleRoIExtractor.map_roi_levels``:
+        ``floor(log2(sqrt(w h) / finest_scale + 1e-6))`` clamped to the levels."""
+        scale = torch.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
+        levels = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
+        return levels.clamp(min=0, max=num_levels - 1).long()
+
+    def pool(self, s_feats: list[Tensor], t_feats: list[Tensor],
+             rois: Tensor) -> tuple[Tensor, Tensor]:
+        """RoIAlign of ``rois`` (R, 5) on the student's (with gradients) and teacher's
+        (without) FPN levels: (R, C_s, P, P) and (R, C_t, P, P).
+
+        The values of mmdet's ``SingleRoIExtractor`` with this RoI layer (tested); the level
+        mapping and, on small CPU maps, the interpolation weights are computed once for
+        both models.
+        """
+        num_levels = len(self.roi_layers)
+        levels = self.map_roi_levels(rois, num_levels)
+        p = self.roi_size
+        s_out = s_feats[0].new_zeros(len(rois), s_feats[0].shape[1], p, p)
+        t_out = t_feats[0].new_zeros(len(rois), t_feats[0].shape[1], p, p)
+        for lvl, layer in enumerate(self.roi_layers):
+            idx = (levels == lvl).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                continue
+            sub, s_map, t_map = rois[idx], s_feats[lvl], t_feats[lvl]
+            if layer.uses_products(s_map) and s_map.shape[-2:] == t_map.shape[-2:]:
+                wy, wx = roi_align_weights(sub, p, layer.spatial_scale, layer.sampling_ratio,
+                                           layer.aligned, *s_map.shape[-2:])
+                batch = sub[:, 0].long()
+                s_lvl = separable_roi_align(s_map, batch, wy, wx)
+                with torch.no_grad():
+                    t_lvl = separable_roi_align(t_map, batch, wy, wx)
+            else:
+                s_lvl = layer(s_map, sub)
+                with torch.no_grad():
+                    t_lvl = layer(t_map, sub)
+            s_out = s_out.index_copy(0, idx, s_lvl)
+            t_out.index_copy_(0, idx, t_lvl)
+        return s_out, t_out
 
     def _read(self, student: TapLevels, teacher: TapLevels) -> tuple[list[Tensor], ...]:
         """Per-level class logits and regressions of both heads, read once per step (the
@@ -168,8 +207,12 @@ class GeneralInstanceDistill(DistillComponent):
                                                        inds[use]).to(boxes.dtype)
             return boxes
 
-        return self.selector.select([c.sigmoid() for c in t_cls], [c.sigmoid() for c in s_cls],
-                                    boxes_at, [m['img_shape'] for m in img_metas])
+        # sigmoid once over all levels (split views keep the per-level structure)
+        level_sizes = [c.shape[1] for c in t_cls]
+        t_probs = torch.cat(t_cls, 1).sigmoid().split(level_sizes, dim=1)
+        s_probs = torch.cat(s_cls, 1).sigmoid().split(level_sizes, dim=1)
+        return self.selector.select(t_probs, s_probs, boxes_at,
+                                    [m['img_shape'] for m in img_metas])
 
     def forward(self, student: TapLevels, teacher: TapLevels,
                 data_samples: list[Any] | None = None) -> dict[str, Tensor]:
@@ -188,9 +231,8 @@ class GeneralInstanceDistill(DistillComponent):
         strides = self.reader.strides(self.reader.head(self.student_model))
         if self.feature_loss.loss_weight or self.relation_loss.loss_weight:
             rois = bbox2roi([g.bboxes for g in gis])
-            s_roi = self.s_extractor(tuple(student[self.student_feat][:len(strides)]), rois)
-            with torch.no_grad():
-                t_roi = self.t_extractor(tuple(teacher[self.teacher_feat][:len(strides)]), rois)
+            s_roi, t_roi = self.pool(student[self.student_feat][:len(strides)],
+                                     teacher[self.teacher_feat][:len(strides)], rois)
             if self.feature_loss.loss_weight:
                 s_adapted = s_roi if self.adapter is None else self.adapter(s_roi)
                 losses['loss_feature'] = self.feature_loss(s_adapted, t_roi)

@@ -30,6 +30,22 @@ from torch import Tensor, nn
 __all__ = ['DenseHeadReader']
 
 
+def _iou_by_coordinate(gts: Tensor, priors: Tensor, eps: float = 1e-6) -> Tensor:
+    """(N, k, 4) x (A, 4) -> (N, k, A) IoU, the arithmetic of mmdet's ``bbox_overlaps``
+    (same operations in the same order, so the same values) on one coordinate at a time:
+    every intermediate is a contiguous (N, k, A) tensor instead of (N, k, A, 2) pairs,
+    about twice as fast on CPU for tens of thousands of anchors."""
+    px1, py1, px2, py2 = priors.t().contiguous()
+    gx1, gy1, gx2, gy2 = (gts[..., i, None] for i in range(4))
+    area_p = (px2 - px1) * (py2 - py1)
+    area_g = (gx2 - gx1) * (gy2 - gy1)
+    w = (torch.minimum(gx2, px2) - torch.maximum(gx1, px1)).clamp_(min=0)
+    h = (torch.minimum(gy2, py2) - torch.maximum(gy1, py1)).clamp_(min=0)
+    overlap = w * h
+    union = (area_g + area_p - overlap).clamp_(min=eps)
+    return overlap / union
+
+
 def flatten_level(x: Tensor, channels: int) -> Tensor:
     """(N, A*K, H, W) -> (N, H*W*A, K), mmdet's prior order."""
     return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
@@ -58,6 +74,16 @@ class DenseHeadReader:
         if kind not in self.TAPS:
             raise ValueError(f'head must be one of {sorted(self.TAPS)}, got {kind!r}')
         self.kind = kind
+        self._cache: dict[tuple, Tensor | list[Tensor]] = {}
+
+    def _cached(self, key: tuple, make):
+        """Priors and valid flags depend only on the prior generator, the map sizes (and
+        the padded shape), so they are made once per size: a GID step reads them twice."""
+        if key not in self._cache:
+            if len(self._cache) >= 32:  # multi-scale training: keep the cache bounded
+                self._cache.clear()
+            self._cache[key] = make()
+        return self._cache[key]
 
     def head(self, detector: nn.Module) -> nn.Module | None:
         """The detector's head this reader reads (``bbox_head`` or ``rpn_head``)."""
@@ -107,7 +133,9 @@ class DenseHeadReader:
     def priors(self, head: nn.Module, sizes: Sequence[torch.Size], device: torch.device,
                ) -> list[Tensor]:
         """Per level priors: anchors (A_l, 4), or points (A_l, 2) for FCOS."""
-        return head.prior_generator.grid_priors(sizes, device=device)
+        gen = head.prior_generator
+        key = ('priors', gen, tuple(tuple(x) for x in sizes), str(device))
+        return self._cached(key, lambda: gen.grid_priors(sizes, device=device))
 
     def decode(self, head: nn.Module, priors: Sequence[Tensor], regs: Sequence[Tensor],
                ) -> list[Tensor]:
@@ -172,25 +200,30 @@ class DenseHeadReader:
         labels = torch.cat(labels, dim=1)
         return (labels >= 0) & (labels < head.num_classes)
 
-    @staticmethod
-    def _assign_direct(head: nn.Module, sizes: Sequence[torch.Size],
+    def _assign_direct(self, head: nn.Module, sizes: Sequence[torch.Size],
                        gts: Sequence[InstanceData], img_metas: Sequence[dict],
                        device: torch.device) -> Tensor:
         """What ``AnchorHead.get_targets`` makes positive when its sampler is a
         ``PseudoSampler`` (every assigned anchor is a positive), without building the
         targets: the anchors inside the image (``allowed_border``) go through the head's
         assigner and the positives are those with ``gt_inds > 0``."""
-        anchors, valid = head.get_anchors(sizes, img_metas, device=device)
-        inside = torch.stack([
-            anchor_inside_flags(torch.cat(a), torch.cat(v), meta['img_shape'][:2],
-                                head.train_cfg['allowed_border'])
-            for a, v, meta in zip(anchors, valid, img_metas)])
-        if DenseHeadReader._batched_max_iou(head.assigner):
-            return DenseHeadReader._max_iou_positives(
-                head.assigner, torch.cat(anchors[0]), inside, [g.bboxes for g in gts])
+        # what head.get_anchors gives: the same anchors for every image, valid flags from
+        # each image's padded shape
+        flat = torch.cat(self.priors(head, sizes, device))
+        gen, level_sizes = head.prior_generator, tuple(tuple(x) for x in sizes)
+        inside = []
+        for meta in img_metas:
+            pad = tuple(meta['pad_shape'][:2])
+            flags = self._cached(('valid', gen, level_sizes, pad, str(device)), lambda: torch.cat(
+                gen.valid_flags(sizes, pad, device=device)))
+            inside.append(anchor_inside_flags(flat, flags, meta['img_shape'][:2],
+                                              head.train_cfg['allowed_border']))
+        inside = torch.stack(inside)
+        if self._batched_max_iou(head.assigner):
+            return self._max_iou_positives(head.assigner, flat, inside,
+                                           [g.bboxes for g in gts])
         masks = []
-        for img_anchors, img_inside, gt in zip(anchors, inside, gts):
-            flat = torch.cat(img_anchors)
+        for img_inside, gt in zip(inside, gts):
             result = head.assigner.assign(InstanceData(priors=flat[img_inside]), gt)
             mask = torch.zeros(len(flat), dtype=torch.bool, device=device)
             mask[img_inside] = result.gt_inds > 0
@@ -239,7 +272,7 @@ class DenseHeadReader:
         for i, b in enumerate(boxes):
             gts[i, :len(b)] = b.to(anchors.dtype)
             real[i, :len(b)] = True
-        overlaps = assigner.iou_calculator(gts, anchors.expand(n, num, 4))  # (N, k, A)
+        overlaps = _iou_by_coordinate(gts, anchors)  # (N, k, A)
         overlaps = overlaps.masked_fill(~(real[:, :, None] & inside[:, None, :]), -1.0)
         positive = overlaps.max(dim=1).values >= assigner.pos_iou_thr
         if assigner.match_low_quality:

@@ -120,15 +120,20 @@ class GeneralInstanceSelector:
         student's. The NMS stops once K boxes survive (:meth:`_lazy_nms_top_k`), so typically
         only a few hundred of the tens of thousands of priors are ever decoded.
         """
+        sizes = [p.shape[1] for p in t_probs]
+        t_all = torch.cat(list(t_probs), 1) if len(t_probs) > 1 else t_probs[0]
+        s_all = torch.cat(list(s_probs), 1) if len(s_probs) > 1 else s_probs[0]
+        # one scoring pass over all levels, then the per-level top-k (author: 3000)
+        score_all, teacher_all = gi_scores(t_all.float(), s_all.float(), self.score_mode)
         levels = []
         offset = 0
-        for lvl, (tp, sp) in enumerate(zip(t_probs, s_probs)):
-            score, teacher_box = gi_scores(tp.float(), sp.float(), self.score_mode)
-            k = min(score.shape[1], self.pre_nms_topk)
+        for lvl, size in enumerate(sizes):
+            score = score_all[:, offset:offset + size]
+            k = min(size, self.pre_nms_topk)
             top, idx = score.topk(k, dim=1)
-            levels.append((top, teacher_box.gather(1, idx), idx + offset,
-                           torch.full_like(idx, lvl)))
-            offset += score.shape[1]
+            idx = idx + offset
+            levels.append((top, teacher_all.gather(1, idx), idx, torch.full_like(idx, lvl)))
+            offset += size
         scores, from_t, inds, lvls = (torch.cat(x, dim=1) for x in zip(*levels))
         return [self._select_image(scores[i], from_t[i], inds[i], lvls[i], img_shapes[i],
                                    partial(boxes_at, i)) for i in range(scores.shape[0])]
