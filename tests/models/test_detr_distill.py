@@ -428,3 +428,28 @@ def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant)
         torch.testing.assert_close(p_one, p_two, rtol=1e-3, atol=1e-6)
     comp.remove_hooks()
     assert 'forward' not in model.student.decoder.__dict__
+
+
+def test_query_group_rides_only_in_a_distillation_step(repo_root):
+    # a teacher forward that no distillation step consumed (a benchmark's teacher step)
+    # leaves the teacher's decoder inputs recorded: the student's own loss afterwards must
+    # be the plain one, not carry the group (its losses equal a loss with nothing recorded)
+    torch.manual_seed(0)
+    model = build('deformable-detr', [COMPONENTS[2]])
+    no_dropout(model)
+    model.train()
+    comp = model.components['query']
+    data = batch(model, num_items=(2, 1), seed=4)
+    plain = model.student.loss(data['inputs'], data['data_samples'])
+    model.run_teacher(data['inputs'], data['data_samples'])
+    assert comp.readers[1].recorder.kwargs is not None          # recorded, not consumed
+    calls = []
+    original = comp.merge_group
+    comp.merge_group = lambda *a: calls.append(1) or original(*a)
+    after = model.student.loss(data['inputs'], data['data_samples'])
+    assert not calls and comp._group_out is None
+    for key, value in plain.items():
+        torch.testing.assert_close(after[key], value, msg=key)
+    losses = model(**data, mode='loss')                         # the distillation step merges
+    assert calls == [1] and losses['distill.query.loss_cls'] > 0
+    assert not comp._armed and comp.readers[1].recorder.kwargs is None

@@ -7,6 +7,7 @@ build-time dry run records (so configs never state channel counts), and returns 
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -63,6 +64,13 @@ class DistillComponent(BaseModule):
 
     def setup(self, student_shapes: TapShapes, teacher_shapes: TapShapes) -> None:
         """Build projectors etc. from the dry-run shapes (one torch.Size per level)."""
+
+    def student_pass(self) -> contextlib.AbstractContextManager:
+        """Entered around the student's forward in a distillation step (after the
+        teacher's forward, before :meth:`forward`). A component that changes that forward
+        arms itself here, so a student forward outside a distillation step (the student's
+        own ``loss``, a benchmark's student step) stays the plain one. Default: nothing."""
+        return contextlib.nullcontext()
 
     def forward(self, student: TapLevels, teacher: TapLevels,
                 data_samples: list[Any] | None = None) -> dict[str, Tensor]:

@@ -1,8 +1,10 @@
 """DETRQueryPriorDistill: DETRDistill's query-prior assignment distillation."""
 from __future__ import annotations
 
+import contextlib
 import types
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -69,8 +71,9 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
     projection, Conditional DETR's key projections) is done once. The student decoder's
     ``forward`` is wrapped (an instance attribute, removed by :meth:`remove_hooks`); hooks
     and taps around it see the student's own inputs and outputs only, the group's outputs
-    are split off inside. It merges only in training with gradients enabled and when the
-    teacher's decoder inputs of the step were recorded; otherwise, and with
+    are split off inside. It merges only inside a distillation step's student forward
+    (:meth:`student_pass`), in training with gradients enabled and when the teacher's
+    decoder inputs of the step were recorded; otherwise, and with
     ``one_pass=False``, the group runs as a second ``forward_decoder`` call. Both give the
     same group outputs, and the student's own outputs are unchanged (tested without
     dropout; with dropout its random masks are drawn for the merged tensors).
@@ -89,6 +92,7 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
         self.one_pass = one_pass
         self._wrapped: weakref.ref | None = None    # not a submodule
         self._group_out: tuple[Tensor, Tensor, Tensor | None] | None = None
+        self._armed = False  # inside a distillation step's student forward (student_pass)
 
     def bind(self, student: nn.Module, teacher: nn.Module) -> None:
         """Check the variants, build the projections, hook both decoders."""
@@ -109,6 +113,17 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
         if self.one_pass:
             self._wrap_decoder(student.get_submodule(DECODER_TAP))
 
+    @contextlib.contextmanager
+    def student_pass(self) -> Iterator[None]:
+        """Arm the one-pass group for the student forward of a distillation step only: a
+        student forward elsewhere (its own ``loss``, after a teacher forward that no
+        distillation step consumed) must not carry a group."""
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
+
     def _wrap_decoder(self, decoder: nn.Module) -> None:
         """Make the student decoder's ``forward`` carry the group (see the class doc)."""
         self._unwrap_decoder()
@@ -119,7 +134,7 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
             this = comp()
             t_rec = None if this is None or this._readers is None else this.readers[1].recorder
             if (args or t_rec is None or t_rec.kwargs is None or not module.training
-                    or not torch.is_grad_enabled()):
+                    or not torch.is_grad_enabled() or not this._armed):
                 if this is not None:
                     this._group_out = None
                 return forward(module, *args, **kwargs)

@@ -370,7 +370,11 @@ class DistillationModel(BaseModel):
         weight = float(self.distill_weight)
         if weight > 0:
             self.run_teacher(inputs, data_samples)
-        with self.student_taps.recording():
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.student_taps.recording())
+            if weight > 0:
+                for comp in self.components.values():
+                    stack.enter_context(comp.student_pass())
             losses = dict(self.student.loss(inputs, data_samples))
         if weight > 0:
             student = {p: self.student_taps.levels(p) for p in self.student_taps.taps}
