@@ -77,9 +77,9 @@ BENCH_CONFIGS_MORE := configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py
 BENCH_CONFIGS_DETR_PARTS := configs/detr_distill/detr-distill_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
 	configs/detr_distill/detr-distill-logits-feature_deformable-detr-r101_deformable-detr-r50_50e_coco.py
 
-# the session-3 methods on their paper-scale templates (teachers random, 256 px like the rest)
-BENCH_CONFIGS_PAPER := configs/detr_distill/detr-distill_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
-	configs/cross_arch/cakd_pca-gl_s3_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
+# the cross-architecture methods on their paper-scale templates (teachers random, 256 px like
+# the rest; DETRDistill's paper pair: BENCH_CONFIGS_DETR_PARTS)
+BENCH_CONFIGS_PAPER := configs/cross_arch/cakd_pca-gl_s3_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
 	configs/cross_arch/scalekd_s3-s4_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
 	configs/cross_arch/cakd_pca-gl_s2_upernet-swin-t_pspnet-r50_80k_ade20k.py \
 	configs/cross_arch/scalekd_s3-s4_upernet-swin-t_pspnet-r50_80k_ade20k.py

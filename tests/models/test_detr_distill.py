@@ -395,7 +395,8 @@ def test_logits_normaliser_is_averaged_over_processes():
 
 
 @pytest.mark.parametrize('variant', ['deformable-detr', 'dino', 'conditional-detr'])
-def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant):
+def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant,
+                                                            monkeypatch):
     # same weights, no dropout: the group's losses (and gradients) are the same whether it
     # rides in the student's decoder call or runs as its own forward_decoder call
     torch.manual_seed(0)
@@ -406,9 +407,20 @@ def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant)
     assert 'forward' in model.student.decoder.__dict__       # wrapped
     data = batch(model, num_items=(3, 1), seed=3)
     results = []
-    for one_pass in (True, False):
-        comp.one_pass = one_pass
-        if not one_pass:
+    attn_calls = []
+    attn = model.student.decoder.layers[0].self_attn
+    plain_forward = type(attn).forward
+
+    def counting_forward(module, *args, **kwargs):
+        out = plain_forward(module, *args, **kwargs)
+        if module is attn:
+            attn_calls.append(out.shape[1])
+        return out
+    monkeypatch.setattr(type(attn), 'forward', counting_forward)
+    for mode in ('split', 'block mask', 'separate'):
+        comp.split_self_attn = mode == 'split'
+        comp.one_pass = mode != 'separate'
+        if mode == 'separate':
             comp._unwrap_decoder()
         model.zero_grad()
         torch.manual_seed(7)                     # DINO's denoising queries
@@ -418,14 +430,23 @@ def test_query_group_one_pass_equals_a_separate_decoder_pass(repo_root, variant)
         results.append((group, next(model.student.decoder.layers[0].ffn.parameters())
                         .grad.clone(), comp.query_proj.weight.grad
                         if isinstance(comp.query_proj, torch.nn.Linear) else None))
-    (one, g_one, p_one), (two, g_two, p_two) = results
-    assert sorted(one) == sorted(two) and len(one) == 3
-    for key in one:
-        assert one[key].item() > 0
-        torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5, msg=key)
-    torch.testing.assert_close(g_one, g_two, rtol=1e-3, atol=1e-6)
-    if p_one is not None:
-        torch.testing.assert_close(p_one, p_two, rtol=1e-3, atol=1e-6)
+    two, g_two, p_two = results[-1]
+    for one, g_one, p_one in results[:2]:
+        assert sorted(one) == sorted(two) and len(one) == 3
+        for key in one:
+            assert one[key].item() > 0
+            torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5, msg=key)
+        torch.testing.assert_close(g_one, g_two, rtol=1e-3, atol=1e-6)
+        if p_one is not None:
+            torch.testing.assert_close(p_one, p_two, rtol=1e-3, atol=1e-6)
+    # split: one self-attention call per group (2 calls of layer 0 per step split, 1 merged
+    # with the block mask, 1 + 1 in the separate pass)
+    own, group = model.student.num_queries, model.teacher.num_queries
+    if variant == 'dino':
+        own = attn_calls[0]   # the student's matching + denoising queries
+    assert attn_calls[:2] == [own, group]
+    assert attn_calls[2] == own + group
+    assert attn_calls[3:] == [own, group]
     comp.remove_hooks()
     assert 'forward' not in model.student.decoder.__dict__
 

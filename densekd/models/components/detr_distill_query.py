@@ -5,9 +5,11 @@ import contextlib
 import types
 import weakref
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
+from mmdet.models.layers.transformer.utils import ConditionalAttention
 from mmdet.models.losses import QualityFocalLoss
 from mmdet.structures.bbox import (
     bbox_cxcywh_to_xyxy,
@@ -34,6 +36,42 @@ from .detr_io import (
 )
 
 __all__ = ['DETRQueryPriorDistill']
+
+# the query-like inputs of a decoder layer's self-attention (mmcv's MultiheadAttention,
+# mmdet's ConditionalAttention), (B, Q, D) with batch_first
+_QUERY_ARGS = ('query', 'key', 'value', 'identity', 'query_pos', 'key_pos')
+
+
+def _batch_first(attn: nn.Module) -> bool:
+    """Whether a self-attention module takes (B, Q, D) inputs (mmdet's
+    ``ConditionalAttention`` always does and has no ``batch_first`` attribute)."""
+    return isinstance(attn, ConditionalAttention) or bool(getattr(attn, 'batch_first', False))
+
+
+def _split_self_attention(own: int, module: nn.Module, *args: Any, **kwargs: Any) -> Tensor:
+    """A decoder layer's self-attention over the merged queries as two attention calls,
+    the student's ``own`` queries and the group, each with its block of ``attn_mask``
+    (``None`` where the block is all open, as the plain student call).
+
+    The same outputs as one call with the block mask (a blocked key gets weight 0 in the
+    softmax), at half the attention work, and without the slow masked path for the
+    student's own queries when they have no mask.
+    """
+    forward = type(module).forward
+    if args:
+        raise TypeError('DETRQueryPriorDistill: the decoder self-attention was called with '
+                        'positional arguments; mmdet calls it with keywords')
+    mask = kwargs.get('attn_mask')
+    outs = []
+    for part in (slice(None, own), slice(own, None)):
+        call = dict(kwargs)
+        for name in _QUERY_ARGS:
+            if isinstance(call.get(name), Tensor):
+                call[name] = call[name][:, part]
+        block = None if mask is None else mask[..., part, part]
+        call['attn_mask'] = block if block is not None and bool(block.any()) else None
+        outs.append(forward(module, **call))
+    return torch.cat(outs, dim=1)
 
 
 @MODELS.register_module()
@@ -64,9 +102,11 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
     ``decoder`` tap (its predictions via :func:`head_predictions`).
 
     **One decoder pass** (``one_pass=True``): the group rides along in the student's own
-    decoder call, appended to its queries with a self-attention mask that keeps the two
-    groups apart (DINO: the denoising mask stays in the student's block; Conditional DETR:
-    given to its decoder layers by pre-hooks during the call, its decoder takes none), so
+    decoder call, appended to its queries; each layer's self-attention runs the two groups
+    as two attention calls (``split_self_attn``; DINO's denoising mask stays with the
+    student's queries) or, with ``split_self_attn=False``, as one call with a block mask
+    (Conditional DETR: given to its decoder layers by pre-hooks during the call, its
+    decoder takes none), so
     the decoder's per-layer work on the encoder memory (deformable attention's value
     projection, Conditional DETR's key projections) is done once. The student decoder's
     ``forward`` is wrapped (an instance attribute, removed by :meth:`remove_hooks`); hooks
@@ -80,16 +120,22 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
 
     Args:
         one_pass: run the group inside the student's decoder call.
+        split_self_attn: in the one-pass call, run each decoder layer's self-attention as
+            two calls, the student's queries and the group (same values as the block mask;
+            half the attention work). Needs ``batch_first`` attention modules (mmdet 3's
+            DETRs); otherwise the block mask is used.
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, one_pass: bool = True, init_cfg: dict | None = None) -> None:
+    def __init__(self, one_pass: bool = True, split_self_attn: bool = True,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.teacher_taps = [DECODER_TAP]
         self.clone_taps = {'student': set(), 'teacher': {DECODER_TAP}}
         self.query_proj: nn.Module = nn.Identity()
         self.pos_proj: nn.Module = nn.Identity()
         self.one_pass = one_pass
+        self.split_self_attn = split_self_attn
         self._wrapped: weakref.ref | None = None    # not a submodule
         self._group_out: tuple[Tensor, Tensor, Tensor | None] | None = None
         self._armed = False  # inside a distillation step's student forward (student_pass)
@@ -140,17 +186,25 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
                 return forward(module, *args, **kwargs)
             merged, own, t_ref = this.merge_group(kwargs, t_rec.kwargs)
             handles = []
+            attns = [layer.self_attn for layer in module.layers]
+            split = this.split_self_attn and all(map(_batch_first, attns))
+            if split:   # each group's self-attention on its own (the mask's blocks)
+                for attn in attns:
+                    attn.forward = types.MethodType(partial(_split_self_attention, own), attn)
             if this.variant == 'conditional':
                 # mmdet's Conditional DETR decoder takes no self-attention mask; its layers do
                 mask = merged.pop('self_attn_mask')
-                handles = [layer.register_forward_pre_hook(
-                    lambda m, a, k: (a, {**k, 'self_attn_masks': mask}), with_kwargs=True)
-                    for layer in module.layers]
+                if not split:
+                    handles = [layer.register_forward_pre_hook(
+                        lambda m, a, k: (a, {**k, 'self_attn_masks': mask}),
+                        with_kwargs=True) for layer in module.layers]
             try:
                 hidden, refs = forward(module, **merged)
             finally:
                 for handle in handles:
                     handle.remove()
+                for attn in attns:
+                    attn.__dict__.pop('forward', None)
             this._group_out = (hidden[..., own:, :], refs[..., own:, :], t_ref)
             return hidden[..., :own, :], refs[..., :own, :]
 
