@@ -471,6 +471,17 @@ def test_query_group_rides_only_in_a_distillation_step(repo_root):
     assert not calls and comp._group_out is None
     for key, value in plain.items():
         torch.testing.assert_close(after[key], value, msg=key)
+    # an instance forward already on a self-attention (mmengine's activation checkpointing
+    # sets one) is used for both split calls and is back in place after the step
+    attn = model.student.decoder.layers[0].self_attn
+    seen = []
+
+    def wrapper(**kwargs):
+        seen.append(kwargs['query'].shape[1])
+        return type(attn).forward(attn, **kwargs)
+    attn.forward = wrapper
     losses = model(**data, mode='loss')                         # the distillation step merges
     assert calls == [1] and losses['distill.query.loss_cls'] > 0
     assert not comp._armed and comp.readers[1].recorder.kwargs is None
+    assert seen == [model.student.num_queries, model.teacher.num_queries]
+    assert attn.__dict__['forward'] is wrapper

@@ -476,7 +476,10 @@ def test_batched_max_iou_positives_equal_the_assigner_per_image(assign_all, min_
     xy = torch.rand(9, 2, generator=g) * 110
     boxes = torch.cat([xy, xy + torch.rand(9, 2, generator=g) * 70 + 4], 1)
     boxes[0] = torch.tensor([60.0, 60.0, 61.5, 61.0])  # best IoU < 0.3 with any anchor
-    per_image = [boxes[:6], boxes[6:], boxes[:0]]
+    # in image 0's padding: no inside anchor overlaps it, best IoU exactly 0 (with
+    # min_pos_iou 0 mmdet then makes every zero-IoU inside anchor positive)
+    padding_box = torch.tensor([[116.0, 104.0, 127.0, 127.0]])
+    per_image = [torch.cat([boxes[:6], padding_box]), boxes[6:], boxes[:0]]
     metas = [dict(img_shape=(100, 112), pad_shape=(128, 128), batch_input_shape=(128, 128)),
              dict(img_shape=(128, 128), pad_shape=(128, 128), batch_input_shape=(128, 128)),
              dict(img_shape=(90, 128), pad_shape=(128, 128), batch_input_shape=(128, 128))]
@@ -487,6 +490,10 @@ def test_batched_max_iou_positives_equal_the_assigner_per_image(assign_all, min_
     want = torch.cat(head.get_targets(anchors, valid, gts, metas)[0], 1) < head.num_classes
     assert got.tolist() == want.tolist()
     assert got[0].any() and got[1].any() and not got[2].any()
+    if min_pos_iou == 0.0 and assign_all:   # the quirk above: every inside anchor positive
+        from mmdet.models.task_modules.prior_generators import anchor_inside_flags
+        inside = anchor_inside_flags(torch.cat(anchors[0]), torch.cat(valid[0]), (100, 112), 0)
+        assert got[0].tolist() == inside.tolist() and 0 < inside.sum() < len(inside)
     # the tiny box gets its best anchors only when its best IoU reaches min_pos_iou
     alone = reader.assign(head, sizes, [boxes[:1]], metas[1:2])
     best = head.assigner.iou_calculator(boxes[:1], torch.cat(anchors[1])).max()

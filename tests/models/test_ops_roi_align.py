@@ -52,10 +52,25 @@ def test_one_sample_by_hand():
     assert wy[0, 0].tolist() == [0.0, 0.5, 0.5, 0.0] and wx[0, 0].tolist() == [0.0, 0.5, 0.5, 0.0]
 
 
-def test_large_maps_cuda_and_max_pool_use_mmcv():
+def test_large_maps_and_max_pool_go_to_mmcv(monkeypatch):
     layer = SeparableRoIAlign(7, 1 / 8, 2, max_area=100)
     assert layer.uses_products(torch.zeros(1, 1, 10, 10))
     assert not layer.uses_products(torch.zeros(1, 1, 10, 11))
+    calls = []
+    monkeypatch.setattr(layer.kernel, 'forward', lambda f, r: calls.append(f.shape) or
+                        mmcv_roi_align(f, r, (7, 7), 1 / 8, 2, 'avg', True))
+    rois = torch.tensor([[0.0, 8.0, 8.0, 40.0, 60.0]])
+    small, large = torch.randn(1, 2, 10, 10), torch.randn(1, 2, 10, 11)
+    torch.testing.assert_close(layer(small, rois),
+                               mmcv_roi_align(small, rois, (7, 7), 1 / 8, 2, 'avg', True))
+    assert not calls                                  # the products, same values
+    layer(large, rois)
+    assert calls == [large.shape]                     # mmcv's kernel
+    # no gradient into the boxes, as the kernels
+    boxes = rois.clone().requires_grad_()
+    small.requires_grad_()
+    layer(small, boxes).sum().backward()
+    assert boxes.grad is None and small.grad.abs().sum() > 0
     assert not SeparableRoIAlign(7, 1 / 8, 0).uses_products(torch.zeros(1, 1, 4, 4))
     assert not SeparableRoIAlign(7, 1 / 8, 2, pool_mode='max').uses_products(
         torch.zeros(1, 1, 4, 4))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import types
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -48,7 +48,8 @@ def _batch_first(attn: nn.Module) -> bool:
     return isinstance(attn, ConditionalAttention) or bool(getattr(attn, 'batch_first', False))
 
 
-def _split_self_attention(own: int, module: nn.Module, *args: Any, **kwargs: Any) -> Tensor:
+def _split_self_attention(own: int, forward: Callable[..., Tensor], *args: Any,
+                          **kwargs: Any) -> Tensor:
     """A decoder layer's self-attention over the merged queries as two attention calls,
     the student's ``own`` queries and the group, each with its block of ``attn_mask``
     (``None`` where the block is all open, as the plain student call).
@@ -56,8 +57,12 @@ def _split_self_attention(own: int, module: nn.Module, *args: Any, **kwargs: Any
     The same outputs as one call with the block mask (a blocked key gets weight 0 in the
     softmax), at half the attention work, and without the slow masked path for the
     student's own queries when they have no mask.
+
+    ``forward`` is the module's forward as it was (an instance wrapper such as mmengine's
+    activation checkpointing, or the class's). Only the query-like keyword inputs
+    (``_QUERY_ARGS``) and the mask are split; mmdet 3's decoder layers pass no other
+    per-query input to their self-attention.
     """
-    forward = type(module).forward
     if args:
         raise TypeError('DETRQueryPriorDistill: the decoder self-attention was called with '
                         'positional arguments; mmdet calls it with keywords')
@@ -70,7 +75,7 @@ def _split_self_attention(own: int, module: nn.Module, *args: Any, **kwargs: Any
                 call[name] = call[name][:, part]
         block = None if mask is None else mask[..., part, part]
         call['attn_mask'] = block if block is not None and bool(block.any()) else None
-        outs.append(forward(module, **call))
+        outs.append(forward(**call))
     return torch.cat(outs, dim=1)
 
 
@@ -188,23 +193,31 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
             handles = []
             attns = [layer.self_attn for layer in module.layers]
             split = this.split_self_attn and all(map(_batch_first, attns))
-            if split:   # each group's self-attention on its own (the mask's blocks)
-                for attn in attns:
-                    attn.forward = types.MethodType(partial(_split_self_attention, own), attn)
-            if this.variant == 'conditional':
-                # mmdet's Conditional DETR decoder takes no self-attention mask; its layers do
-                mask = merged.pop('self_attn_mask')
-                if not split:
-                    handles = [layer.register_forward_pre_hook(
-                        lambda m, a, k: (a, {**k, 'self_attn_masks': mask}),
-                        with_kwargs=True) for layer in module.layers]
+            # instance forwards already there (e.g. activation checkpointing) are kept
+            previous = [attn.__dict__.get('forward') for attn in attns]
             try:
+                if split:   # each group's self-attention on its own (the mask's blocks)
+                    for attn, prev in zip(attns, previous):
+                        plain = prev if prev is not None else partial(type(attn).forward, attn)
+                        attn.forward = partial(_split_self_attention, own, plain)
+                if this.variant == 'conditional':
+                    # mmdet's Conditional DETR decoder takes no self-attention mask; its
+                    # layers do
+                    mask = merged.pop('self_attn_mask')
+                    if not split:
+                        handles = [layer.register_forward_pre_hook(
+                            lambda m, a, k: (a, {**k, 'self_attn_masks': mask}),
+                            with_kwargs=True) for layer in module.layers]
                 hidden, refs = forward(module, **merged)
             finally:
                 for handle in handles:
                     handle.remove()
-                for attn in attns:
-                    attn.__dict__.pop('forward', None)
+                if split:
+                    for attn, prev in zip(attns, previous):
+                        if prev is None:
+                            attn.__dict__.pop('forward', None)
+                        else:
+                            attn.forward = prev
             this._group_out = (hidden[..., own:, :], refs[..., own:, :], t_ref)
             return hidden[..., :own, :], refs[..., :own, :]
 

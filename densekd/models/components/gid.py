@@ -150,9 +150,11 @@ class GeneralInstanceDistill(DistillComponent):
         p = self.roi_size
         s_out = s_feats[0].new_zeros(len(rois), s_feats[0].shape[1], p, p)
         t_out = t_feats[0].new_zeros(len(rois), t_feats[0].shape[1], p, p)
+        unused = s_out.new_zeros(())
         for lvl, layer in enumerate(self.roi_layers):
             idx = (levels == lvl).nonzero().squeeze(1)
-            if idx.numel() == 0:
+            if idx.numel() == 0:  # in the graph anyway, as mmdet's extractor (DDP)
+                unused = unused + s_feats[lvl].sum() * 0
                 continue
             sub, s_map, t_map = rois[idx], s_feats[lvl], t_feats[lvl]
             if layer.uses_products(s_map) and s_map.shape[-2:] == t_map.shape[-2:]:
@@ -168,7 +170,7 @@ class GeneralInstanceDistill(DistillComponent):
                     t_lvl = layer(t_map, sub)
             s_out = s_out.index_copy(0, idx, s_lvl)
             t_out.index_copy_(0, idx, t_lvl)
-        return s_out, t_out
+        return s_out + unused, t_out
 
     def _read(self, student: TapLevels, teacher: TapLevels) -> tuple[list[Tensor], ...]:
         """Per-level class logits and regressions of both heads, read once per step (the

@@ -72,7 +72,8 @@ def roi_align_weights(rois: Tensor, out_size: int, spatial_scale: float,
                          'varies per RoI); use mmcv.ops.RoIAlign')
     offset = 0.5 if aligned else 0.0
     dtype = torch.promote_types(rois.dtype, torch.float32)  # float32, or float64 RoIs
-    boxes = rois[:, 1:].to(dtype) * spatial_scale - offset
+    # no gradient into the boxes, as mmcv's and torchvision's kernels
+    boxes = rois[:, 1:].detach().to(dtype) * spatial_scale - offset
     x1, y1, x2, y2 = boxes.unbind(1)
     roi_w, roi_h = x2 - x1, y2 - y1
     if not aligned:  # legacy mode: RoIs at least one cell
@@ -104,8 +105,9 @@ def separable_roi_align(feat: Tensor, batch_index: Tensor, wy: Tensor, wx: Tenso
 
 
 class SeparableRoIAlign(nn.Module):
-    """Average RoIAlign with mmcv's ``RoIAlign`` signature (usable as a ``roi_layer`` type
-    of mmdet's RoI extractors): :func:`separable_roi_align` on CPU maps of at most
+    """Average RoIAlign with mmcv's ``RoIAlign`` signature (usable as the ``roi_layer`` type
+    of mmdet's RoI extractors when given as the class itself, ``type=SeparableRoIAlign``:
+    mmdet looks string types up in ``mmcv.ops``): :func:`separable_roi_align` on CPU maps of at most
     ``max_area`` cells, mmcv's kernel otherwise (CUDA, large maps, ``pool_mode='max'``,
     adaptive sampling).
 

@@ -135,7 +135,7 @@ class DenseHeadReader:
         """Per level priors: anchors (A_l, 4), or points (A_l, 2) for FCOS."""
         gen = head.prior_generator
         key = ('priors', gen, tuple(tuple(x) for x in sizes), str(device))
-        return self._cached(key, lambda: gen.grid_priors(sizes, device=device))
+        return list(self._cached(key, lambda: gen.grid_priors(sizes, device=device)))
 
     def decode(self, head: nn.Module, priors: Sequence[Tensor], regs: Sequence[Tensor],
                ) -> list[Tensor]:
