@@ -272,11 +272,18 @@ class DenseHeadReader:
         for i, b in enumerate(boxes):
             gts[i, :len(b)] = b.to(anchors.dtype)
             real[i, :len(b)] = True
-        overlaps = _iou_by_coordinate(gts, anchors)  # (N, k, A)
-        overlaps = overlaps.masked_fill(~(real[:, :, None] & inside[:, None, :]), -1.0)
-        positive = overlaps.max(dim=1).values >= assigner.pos_iou_thr
-        if assigner.match_low_quality:
-            gt_best = overlaps.max(dim=2, keepdim=True).values  # (N, k, 1)
-            eligible = real[:, :, None] & (gt_best >= assigner.min_pos_iou)
-            positive |= ((overlaps == gt_best) & eligible).any(dim=1)
+        # one GT slot at a time: (N, A) rows instead of an (N, k, A) block, whose fresh
+        # megabytes cost more in page faults on a CPU than the arithmetic (measured ~1600
+        # faults, 5-10 ms per step on the toy set, against 0.3 ms for the maths)
+        best = anchors.new_full((n, num), -1.0)  # best IoU of each anchor over its image's GTs
+        positive = torch.zeros_like(inside)
+        for j in range(k):
+            row = _iou_by_coordinate(gts[:, j:j + 1], anchors)[:, 0]  # (N, A)
+            row = row.masked_fill(~(real[:, j, None] & inside), -1.0)
+            best = torch.maximum(best, row)
+            if assigner.match_low_quality:
+                gt_best = row.max(dim=1, keepdim=True).values  # (N, 1)
+                eligible = real[:, j, None] & (gt_best >= assigner.min_pos_iou)
+                positive |= (row == gt_best) & eligible
+        positive |= best >= assigner.pos_iou_thr
         return positive & inside
