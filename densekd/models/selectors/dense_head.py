@@ -246,7 +246,7 @@ class DenseHeadReader:
     def _max_iou_positives(assigner: MaxIoUAssigner, anchors: Tensor, inside: Tensor,
                            boxes: Sequence[Tensor]) -> Tensor:
         """The anchors ``MaxIoUAssigner.assign`` makes positive (``gt_inds > 0``), for a
-        whole batch in one IoU call.
+        whole batch at once (one IoU row per GT slot, all images together).
 
         Same rules as mmdet's ``assign_wrt_overlaps`` restricted to positivity: an anchor
         is positive if its best IoU is ``>= pos_iou_thr`` or, with ``match_low_quality``,
