@@ -359,10 +359,19 @@ def test_lazy_decode_and_selection_equal_full_decode(kind):
                                             strides, idx))
 
     got = sel.select(probs[0], probs[1], boxes_at, [(128, 128)] * 2)
-    for a, b in zip(got, want):
-        assert len(a) == 4 and a.inds.tolist() == b.inds.tolist()
+    # the same probabilities handed over level-concatenated, with the level sizes
+    level_sizes = [len(p) for p in priors]
+    flat = sel.select(torch.cat(probs[0], 1), torch.cat(probs[1], 1), boxes_at,
+                      [(128, 128)] * 2, level_sizes)
+    for a, b, c in zip(got, want, flat):
+        assert len(a) == 4 and a.inds.tolist() == b.inds.tolist() == c.inds.tolist()
         torch.testing.assert_close(a.bboxes, b.bboxes)
-        assert a.from_teacher.tolist() == b.from_teacher.tolist()
+        torch.testing.assert_close(c.bboxes, b.bboxes)
+        assert a.from_teacher.tolist() == b.from_teacher.tolist() == c.from_teacher.tolist()
+        assert a.levels.tolist() == c.levels.tolist()
+    with pytest.raises(ValueError, match='do not span the levels'):
+        sel.select(torch.cat(probs[0], 1), torch.cat(probs[1], 1), boxes_at,
+                   [(128, 128)] * 2, level_sizes[:1])
 
 
 def test_reader_rpn_matches_head_forward_and_objectness_assignment():

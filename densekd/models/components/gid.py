@@ -209,12 +209,11 @@ class GeneralInstanceDistill(DistillComponent):
                                                        inds[use]).to(boxes.dtype)
             return boxes
 
-        # sigmoid once over all levels (split views keep the per-level structure)
+        # sigmoid once over all levels, handed over concatenated
         level_sizes = [c.shape[1] for c in t_cls]
-        t_probs = torch.cat(t_cls, 1).sigmoid().split(level_sizes, dim=1)
-        s_probs = torch.cat(s_cls, 1).sigmoid().split(level_sizes, dim=1)
-        return self.selector.select(t_probs, s_probs, boxes_at,
-                                    [m['img_shape'] for m in img_metas])
+        return self.selector.select(torch.cat(t_cls, 1).sigmoid(),
+                                    torch.cat(s_cls, 1).sigmoid(), boxes_at,
+                                    [m['img_shape'] for m in img_metas], level_sizes)
 
     def forward(self, student: TapLevels, teacher: TapLevels,
                 data_samples: list[Any] | None = None) -> dict[str, Tensor]:

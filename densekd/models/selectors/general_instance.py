@@ -109,9 +109,10 @@ class GeneralInstanceSelector:
         return self.select(t_probs, s_probs, boxes_at, img_shapes)
 
     @torch.no_grad()
-    def select(self, t_probs: Sequence[Tensor], s_probs: Sequence[Tensor],
+    def select(self, t_probs: Sequence[Tensor] | Tensor, s_probs: Sequence[Tensor] | Tensor,
                boxes_at: Callable[[int, Tensor, Tensor], Tensor],
-               img_shapes: Sequence[tuple[int, int]]) -> list[InstanceData]:
+               img_shapes: Sequence[tuple[int, int]],
+               level_sizes: Sequence[int] | None = None) -> list[InstanceData]:
         """Select the GIs, decoding only the boxes the NMS looks at.
 
         Same result as :meth:`__call__`, but the boxes come from ``boxes_at(img, inds,
@@ -119,10 +120,19 @@ class GeneralInstanceSelector:
         (level-concatenated indices), the teacher's where ``from_teacher`` else the
         student's. The NMS stops once K boxes survive (:meth:`_lazy_nms_top_k`), so typically
         only a few hundred of the tens of thousands of priors are ever decoded.
+
+        With ``level_sizes`` (priors per level), ``t_probs`` and ``s_probs`` are the
+        level-concatenated (N, A, C) tensors themselves (no copy to concatenate them).
         """
-        sizes = [p.shape[1] for p in t_probs]
-        t_all = torch.cat(list(t_probs), 1) if len(t_probs) > 1 else t_probs[0]
-        s_all = torch.cat(list(s_probs), 1) if len(s_probs) > 1 else s_probs[0]
+        if level_sizes is not None:
+            sizes, t_all, s_all = list(level_sizes), t_probs, s_probs
+            if t_all.shape[1] != sum(sizes) or s_all.shape != t_all.shape:
+                raise ValueError(f'select: probabilities {tuple(t_all.shape)} / '
+                                 f'{tuple(s_all.shape)} do not span the levels {sizes}')
+        else:
+            sizes = [p.shape[1] for p in t_probs]
+            t_all = torch.cat(list(t_probs), 1) if len(t_probs) > 1 else t_probs[0]
+            s_all = torch.cat(list(s_probs), 1) if len(s_probs) > 1 else s_probs[0]
         # one scoring pass over all levels, then the per-level top-k (author: 3000)
         score_all, teacher_all = gi_scores(t_all.float(), s_all.float(), self.score_mode)
         levels = []
