@@ -48,33 +48,31 @@ def _batch_first(attn: nn.Module) -> bool:
     return isinstance(attn, ConditionalAttention) or bool(getattr(attn, 'batch_first', False))
 
 
-def _split_self_attention(own: int, forward: Callable[..., Tensor], *args: Any,
-                          **kwargs: Any) -> Tensor:
-    """A decoder layer's self-attention over the merged queries as two attention calls,
-    the student's ``own`` queries and the group, each with its block of ``attn_mask``
-    (``None`` where the block is all open, as the plain student call).
+def _split_self_attention(own: int, own_mask: Tensor | None, forward: Callable[..., Tensor],
+                          *args: Any, **kwargs: Any) -> Tensor:
+    """A decoder layer's self-attention over the merged queries as two attention calls:
+    the student's ``own`` queries with their own mask (``own_mask``: DINO's denoising mask,
+    else ``None``, as the plain student call) and the group with none.
 
-    The same outputs as one call with the block mask (a blocked key gets weight 0 in the
-    softmax), at half the attention work, and without the slow masked path for the
-    student's own queries when they have no mask.
+    The same outputs as one call with the block mask that :meth:`merge_group` builds (a
+    blocked key gets weight 0 in the softmax; the mask arriving as ``attn_mask`` is that
+    one and is not needed), at half the attention work, and without the slow masked path
+    for the student's own queries when they have no mask.
 
     ``forward`` is the module's forward as it was (an instance wrapper such as mmengine's
     activation checkpointing, or the class's). Only the query-like keyword inputs
-    (``_QUERY_ARGS``) and the mask are split; mmdet 3's decoder layers pass no other
-    per-query input to their self-attention.
+    (``_QUERY_ARGS``) are split; mmdet 3's decoder layers pass no other per-query input to
+    their self-attention.
     """
     if args:
         raise TypeError('DETRQueryPriorDistill: the decoder self-attention was called with '
                         'positional arguments; mmdet calls it with keywords')
-    mask = kwargs.get('attn_mask')
     outs = []
-    for part in (slice(None, own), slice(own, None)):
-        call = dict(kwargs)
+    for part, mask in ((slice(None, own), own_mask), (slice(own, None), None)):
+        call = dict(kwargs, attn_mask=mask)
         for name in _QUERY_ARGS:
             if isinstance(call.get(name), Tensor):
                 call[name] = call[name][:, part]
-        block = None if mask is None else mask[..., part, part]
-        call['attn_mask'] = block if block is not None and bool(block.any()) else None
         outs.append(forward(**call))
     return torch.cat(outs, dim=1)
 
@@ -197,9 +195,10 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
             previous = [attn.__dict__.get('forward') for attn in attns]
             try:
                 if split:   # each group's self-attention on its own (the mask's blocks)
+                    own_mask = kwargs.get('self_attn_mask')
                     for attn, prev in zip(attns, previous):
                         plain = prev if prev is not None else partial(type(attn).forward, attn)
-                        attn.forward = partial(_split_self_attention, own, plain)
+                        attn.forward = partial(_split_self_attention, own, own_mask, plain)
                 if this.variant == 'conditional':
                     # mmdet's Conditional DETR decoder takes no self-attention mask; its
                     # layers do

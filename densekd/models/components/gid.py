@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from densekd.registry import MODELS, TASK_UTILS
 
 from ..losses.gid import GIDFeatureLoss, GIDRelationLoss, GIDResponseLoss
-from ..ops import SeparableRoIAlign, roi_align_weights, separable_roi_align
+from ..ops import SeparableRoIAlign
 from ..selectors.dense_head import DenseHeadReader
 from ..selectors.general_instance import GeneralInstanceSelector
 from .base import DistillComponent, TapLevels, TapShapes
@@ -156,18 +156,7 @@ class GeneralInstanceDistill(DistillComponent):
             if idx.numel() == 0:  # in the graph anyway, as mmdet's extractor (DDP)
                 unused = unused + s_feats[lvl].sum() * 0
                 continue
-            sub, s_map, t_map = rois[idx], s_feats[lvl], t_feats[lvl]
-            if layer.uses_products(s_map) and s_map.shape[-2:] == t_map.shape[-2:]:
-                wy, wx = roi_align_weights(sub, p, layer.spatial_scale, layer.sampling_ratio,
-                                           layer.aligned, *s_map.shape[-2:])
-                batch = sub[:, 0].long()
-                s_lvl = separable_roi_align(s_map, batch, wy, wx)
-                with torch.no_grad():
-                    t_lvl = separable_roi_align(t_map, batch, wy, wx)
-            else:
-                s_lvl = layer(s_map, sub)
-                with torch.no_grad():
-                    t_lvl = layer(t_map, sub)
+            s_lvl, t_lvl = layer.forward_pair(s_feats[lvl], t_feats[lvl], rois[idx])
             s_out = s_out.index_copy(0, idx, s_lvl)
             t_out.index_copy_(0, idx, t_lvl)
         return s_out + unused, t_out

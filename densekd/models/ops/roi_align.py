@@ -149,6 +149,22 @@ class SeparableRoIAlign(nn.Module):
                                    feat.shape[-1])
         return separable_roi_align(feat, rois[:, 0].long(), wy, wx)
 
+    def forward_pair(self, feat: Tensor, other: Tensor, rois: Tensor) -> tuple[Tensor, Tensor]:
+        """The same RoIs on two maps of one level (a student's, with gradients, and a
+        teacher's, pooled without): the interpolation weights are made once when both go
+        through the products."""
+        if not (self.uses_products(feat) and feat.shape[-2:] == other.shape[-2:]):
+            with torch.no_grad():
+                other_out = self(other, rois)
+            return self(feat, rois), other_out
+        wy, wx = roi_align_weights(rois, self.output_size[0], self.spatial_scale,
+                                   self.sampling_ratio, self.aligned, feat.shape[-2],
+                                   feat.shape[-1])
+        batch = rois[:, 0].long()
+        with torch.no_grad():
+            other_out = separable_roi_align(other, batch, wy, wx)
+        return separable_roi_align(feat, batch, wy, wx), other_out
+
     def extra_repr(self) -> str:
         return (f'output_size={self.output_size}, spatial_scale={self.spatial_scale}, '
                 f'sampling_ratio={self.sampling_ratio}, aligned={self.aligned}, '
