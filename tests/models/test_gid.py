@@ -100,6 +100,115 @@ def test_gism_early_stopped_nms_equals_full_nms(across):
         boxes, scores, groups)) == len(full)
 
 
+def full_nms_reference(t_probs, s_probs, boxes_t, boxes_s, shape, k, topk, thr, min_size):
+    """The GISM of one image the plain way: every prior scored and decoded, per-level
+    top-k, clip, size filter, one full per-level NMS, the first K survivors."""
+    from mmcv.ops import batched_nms
+    score = (t_probs - s_probs).abs().max(-1).values
+    from_t = t_probs.max(-1).values > s_probs.max(-1).values
+    boxes = torch.where(from_t[:, None], boxes_t, boxes_s)
+    cand, offset = [], 0
+    for lvl, size in enumerate(LEVEL_SIZES):
+        idx = score[offset:offset + size].topk(min(size, topk)).indices + offset
+        cand.append(torch.stack([idx, torch.full_like(idx, lvl)], 1))
+        offset += size
+    cand = torch.cat(cand)
+    cand = cand[score[cand[:, 0]] > thr]
+    b = boxes[cand[:, 0]]
+    b = torch.stack([b[:, 0].clamp(0, shape[1]), b[:, 1].clamp(0, shape[0]),
+                     b[:, 2].clamp(0, shape[1]), b[:, 3].clamp(0, shape[0])], 1)
+    ok = (b[:, 2] - b[:, 0] > min_size) & (b[:, 3] - b[:, 1] > min_size)
+    cand, b = cand[ok], b[ok]
+    if not len(cand):
+        return []
+    _, keep = batched_nms(b, score[cand[:, 0]], cand[:, 1],
+                          dict(type='nms', iou_threshold=0.3))
+    return cand[keep[:k], 0].tolist()
+
+
+LEVEL_SIZES = (400, 100, 25)
+
+
+@pytest.mark.parametrize('k,topk', [(10, 3000), (10, 100), (10, 50), (40, 60), (1, 5)])
+def test_batched_lazy_selection_equals_full_nms_per_image(k, topk, monkeypatch):
+    # four images in one call: crowded boxes (the lazy NMS needs several rounds), sparse
+    # boxes, boxes past the image and one image without any candidate over the threshold;
+    # each equals the full per-image selection written out above, in order
+    g = torch.Generator().manual_seed(1)
+    total = sum(LEVEL_SIZES)
+    t_probs = torch.rand(4, total, 3, generator=g)
+    s_probs = torch.rand(4, total, 3, generator=g)
+    s_probs[3] = t_probs[3]                                   # scores 0: nothing passes
+    xy = torch.rand(4, 2, total, 2, generator=g) * 100
+    wh = torch.rand(4, 2, total, 2, generator=g) * torch.tensor([20., 8., 80., 30.])[:, None,
+                                                                                   None, None]
+    xy[0] = xy[0] * 0.3 + 10                                  # crowded: few survive NMS
+    wh[0] += 50
+    xy[2] -= 40                                               # many boxes clipped or empty
+    boxes = torch.cat([xy, xy + wh], -1)                      # (4, 2 models, A, 4)
+    shapes = [(100, 100), (100, 90), (80, 100), (100, 100)]
+    sel = GeneralInstanceSelector(num_instances=k, pre_nms_topk=topk, min_size=1.0,
+                                  score_thr=0.0)
+    from densekd.models.selectors import general_instance
+    rounds, nms = [], general_instance.batched_nms
+    monkeypatch.setattr(general_instance, 'batched_nms',
+                        lambda b, *a: rounds.append(len(b)) or nms(b, *a))
+    split = list(LEVEL_SIZES)
+    got = sel(list(t_probs.split(split, 1)), list(s_probs.split(split, 1)),
+              list(boxes[:, 0].split(split, 1)), list(boxes[:, 1].split(split, 1)), shapes)
+    lengths = []
+    for i, gi in enumerate(got):
+        want = full_nms_reference(t_probs[i], s_probs[i], boxes[i, 0], boxes[i, 1],
+                                  shapes[i], k, topk, 0.0, 1.0)
+        assert gi.inds.tolist() == want
+        assert gi.bboxes.shape == (len(want), 4)
+        lengths.append(len(want))
+    # the crowded image has only a few survivors after growing to all its candidates
+    assert lengths[1:] == [k, k, 0] and 0 < lengths[0] <= min(k, 4)
+    assert (len(rounds) > 1) == (k == 10)  # rounds: all four images together in each
+    if topk == 3000:
+        assert rounds == [194, 320, 525]  # candidates per round
+
+
+def test_gid_one_decode_equals_one_decode_per_model(det_paths, det_batch, monkeypatch):
+    # both RetinaNet heads use the same coder: one decode of the mixed rows gives the same
+    # boxes (bitwise) and GIs as decoding the teacher's and the student's rows with their
+    # own heads
+    model = build(det_paths)
+    gid = model.components['gid']
+    data = model.data_preprocessor(det_batch(), True)
+    assert gid.reader.same_decoding(gid.reader.head(gid.student_model),
+                                    gid.reader.head(gid.teacher_model))
+    metas = [d.metainfo for d in data['data_samples']]
+    taps, box_fns = {}, []
+
+    def record(self, student, teacher, data_samples=None):
+        taps['s'], taps['t'] = student, teacher
+        return {}
+    monkeypatch.setattr(type(gid), 'forward', record)
+    model.loss(**data)
+    monkeypatch.undo()
+    select = gid.selector.select
+    monkeypatch.setattr(gid.selector, 'select',
+                        lambda t, s, boxes_at, *a: box_fns.append(boxes_at) or select(t, s,
+                                                                                      boxes_at,
+                                                                                      *a))
+    one = gid.select(taps['s'], taps['t'], metas)
+    monkeypatch.setattr(DenseHeadReader, 'same_decoding', lambda *a: False)
+    two = gid.select(taps['s'], taps['t'], metas)
+    assert sum(len(g) for g in one) > 0
+    for a, b in zip(one, two):
+        assert a.inds.tolist() == b.inds.tolist()
+        assert a.from_teacher.tolist() == b.from_teacher.tolist()
+        torch.testing.assert_close(a.bboxes, b.bboxes, rtol=0, atol=0)
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 2, (200,), generator=g)
+    inds = torch.randint(0, taps['s'][gid.cls_tap][0].shape[-1] ** 2 * 9, (200,), generator=g)
+    from_t = torch.rand(200, generator=g) > 0.5
+    torch.testing.assert_close(box_fns[0](imgs, inds, from_t), box_fns[1](imgs, inds, from_t),
+                               rtol=0, atol=0)
+
+
 # -- losses -------------------------------------------------------------------------------
 def test_feature_loss_closed_form_and_empty():
     s, t = torch.ones(2, 3, 2, 2, requires_grad=True), torch.zeros(2, 3, 2, 2)
@@ -152,6 +261,7 @@ def test_relation_loss_order_invariant_zero_on_equal_and_per_image():
     loss = gid_relation_loss(few, t[:2], ids[:2])
     loss.backward()
     assert loss.item() == 0 and few.grad is not None
+
 
 
 def test_response_loss_exact():
@@ -351,12 +461,14 @@ def test_lazy_decode_and_selection_equal_full_decode(kind):
     sel = GeneralInstanceSelector(num_instances=4, pre_nms_topk=100)
     want = sel(probs[0], probs[1], full[0], full[1], [(128, 128)] * 2)
 
-    def boxes_at(img, idx, from_t):
-        return torch.where(from_t[:, None],
-                           reader.decode_at(head, torch.cat(priors), torch.cat(regs[0], 1)[img],
-                                            strides, idx),
-                           reader.decode_at(head, torch.cat(priors), torch.cat(regs[1], 1)[img],
-                                            strides, idx))
+    def boxes_at(imgs, idx, from_t):
+        # per candidate: image imgs[j], prior idx[j], the teacher's box where from_t[j]
+        rows = [torch.where(f, reader.decode_at(head, torch.cat(priors),
+                                                torch.cat(regs[0], 1)[i], strides, j[None]),
+                            reader.decode_at(head, torch.cat(priors),
+                                             torch.cat(regs[1], 1)[i], strides, j[None]))
+                for i, j, f in zip(imgs.tolist(), idx, from_t)]
+        return torch.cat(rows) if rows else torch.zeros(0, 4)
 
     got = sel.select(probs[0], probs[1], boxes_at, [(128, 128)] * 2)
     # the same probabilities handed over level-concatenated, with the level sizes

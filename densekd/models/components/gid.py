@@ -183,19 +183,22 @@ class GeneralInstanceDistill(DistillComponent):
                 t_cls: list[Tensor], t_reg: list[Tensor], img_metas: list[dict]) -> list:
         s_head, t_head = self.reader.head(self.student_model), self.reader.head(self.teacher_model)
         sizes = [x.shape[-2:] for x in student[self.cls_tap]]
-        priors = self.reader.priors(s_head, sizes, s_cls[0].device)
-        strides = torch.cat([p.new_full((len(p),), float(s))
-                             for p, s in zip(priors, self.reader.strides(s_head))])
-        priors = torch.cat(priors)
+        priors, strides = self.reader.flat_priors(s_head, sizes, s_cls[0].device)
         t_regs, s_regs = torch.cat(t_reg, 1), torch.cat(s_reg, 1)
+        # one decode for both models when their coders agree (else one per model)
+        one_coder = t_regs.dtype == s_regs.dtype and self.reader.same_decoding(s_head, t_head)
 
-        def boxes_at(img: int, inds: Tensor, from_t: Tensor) -> Tensor:
+        def boxes_at(imgs: Tensor, inds: Tensor, from_t: Tensor) -> Tensor:
             # decode only the candidates the NMS looks at, each with its model's head
+            if one_coder:
+                regs = torch.where(from_t[:, None], t_regs[imgs, inds], s_regs[imgs, inds])
+                return self.reader.decode_rows(s_head, priors[inds], regs, strides[inds])
             boxes = priors.new_empty(len(inds), 4)
             for head, regs, use in ((t_head, t_regs, from_t), (s_head, s_regs, ~from_t)):
                 if use.any():
-                    boxes[use] = self.reader.decode_at(head, priors, regs[img], strides,
-                                                       inds[use]).to(boxes.dtype)
+                    i, j = imgs[use], inds[use]
+                    boxes[use] = self.reader.decode_rows(head, priors[j], regs[i, j],
+                                                         strides[j]).to(boxes.dtype)
             return boxes
 
         # sigmoid once over all levels, handed over concatenated
