@@ -83,3 +83,46 @@ def test_no_rois_is_an_empty_connected_result():
     assert out.shape == (0, 3, 4, 4)
     out.sum().backward()
     assert feat.grad.abs().max() == 0
+
+
+@pytest.mark.parametrize('aligned', [True, False])
+def test_levels_at_once_equal_each_level_on_its_own(aligned):
+    # per-RoI scales and map sizes give each RoI's own level weights (bitwise, zero past its
+    # map), and the grouped two-pyramid pooling equals the single-map layer level by level,
+    # values and the first pyramid's gradients; a level without RoIs keeps a zero gradient
+    from densekd.models.ops import separable_roi_align_levels
+    g = torch.Generator().manual_seed(3)
+    scales, shapes = [1 / 8, 1 / 16, 1 / 32], [(20, 24), (10, 12), (5, 6)]
+    feats = [torch.randn(2, 4, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+             for h, w in shapes]
+    others = [torch.randn(2, 3, h, w, generator=g, dtype=torch.float64) for h, w in shapes]
+    rois = random_rois(9, [0, 1], 180, seed=4).double()
+    levels = torch.tensor([0, 2, 0, 0, 2, 2, 0, 2, 0])  # level 1 has none
+    for lvl in (0, 2):
+        sel = levels == lvl
+        sizes = torch.tensor(shapes)[levels]
+        wy, wx = roi_align_weights(rois, 7, torch.tensor(scales)[levels], 2, aligned,
+                                   sizes[:, 0], sizes[:, 1], (20, 24))
+        ref_y, ref_x = roi_align_weights(rois[sel], 7, scales[lvl], 2, aligned, *shapes[lvl])
+        assert torch.equal(wy[sel, :, :shapes[lvl][0]], ref_y)
+        assert torch.equal(wx[sel, :, :shapes[lvl][1]], ref_x)
+        assert wy[sel, :, shapes[lvl][0]:].abs().sum() == 0
+    s_out, t_out = separable_roi_align_levels(feats, others, rois, levels, scales, 7, 2,
+                                              aligned)
+    assert not t_out.requires_grad
+    upstream = torch.randn_like(s_out)
+    grads = torch.autograd.grad(s_out, feats, upstream)
+    for lvl in (0, 2):
+        sel = levels == lvl
+        layer = SeparableRoIAlign(7, scales[lvl], 2, aligned=aligned)
+        want = layer(feats[lvl], rois[sel])
+        torch.testing.assert_close(s_out[sel], want, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(t_out[sel], layer(others[lvl], rois[sel]), rtol=1e-12,
+                                   atol=1e-12)
+        g_want, = torch.autograd.grad(want, feats[lvl], upstream[sel])
+        torch.testing.assert_close(grads[lvl], g_want, rtol=1e-12, atol=1e-12)
+    assert grads[1].abs().sum() == 0
+    s_none, t_none = separable_roi_align_levels(feats, others, rois[:0], levels[:0], scales,
+                                                7, 2, aligned)
+    assert s_none.shape == (0, 4, 7, 7) and t_none.shape == (0, 3, 7, 7)
+    assert all(g.abs().sum() == 0 for g in torch.autograd.grad(s_none.sum(), feats))

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from densekd.registry import MODELS, TASK_UTILS
 
 from ..losses.gid import GIDFeatureLoss, GIDRelationLoss, GIDResponseLoss
-from ..ops import SeparableRoIAlign
+from ..ops import SeparableRoIAlign, separable_roi_align_levels
 from ..selectors.dense_head import DenseHeadReader
 from ..selectors.general_instance import GeneralInstanceSelector
 from .base import DistillComponent, TapLevels, TapShapes
@@ -147,6 +147,13 @@ class GeneralInstanceDistill(DistillComponent):
         """
         num_levels = len(self.roi_layers)
         levels = self.map_roi_levels(rois, num_levels)
+        if all(layer.uses_products(s) and layer.uses_products(t) and s.shape[-2:] == t.shape[-2:]
+               for layer, s, t in zip(self.roi_layers, s_feats, t_feats)):
+            # every level by the products: one pass for the weights, RoIs grouped by level
+            layer = self.roi_layers[0]
+            return separable_roi_align_levels(
+                s_feats, t_feats, rois, levels, [r.spatial_scale for r in self.roi_layers],
+                self.roi_size, layer.sampling_ratio, layer.aligned)
         p = self.roi_size
         s_out = s_feats[0].new_zeros(len(rois), s_feats[0].shape[1], p, p)
         t_out = t_feats[0].new_zeros(len(rois), t_feats[0].shape[1], p, p)

@@ -21,19 +21,30 @@ On a CPU the products win while the map is small (cost ~ R*P*H*W*C against the k
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from mmcv.ops import RoIAlign
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-__all__ = ['roi_align_weights', 'separable_roi_align', 'SeparableRoIAlign']
+__all__ = ['roi_align_weights', 'separable_roi_align', 'separable_roi_align_levels',
+           'SeparableRoIAlign']
 
 
 def _axis_weights(start: Tensor, bin_size: Tensor, out_size: int, sampling_ratio: int,
-                  size: int) -> Tensor:
-    """(R, P, size) averaged bilinear weights along one axis (see the module docstring)."""
+                  size: int | Tensor, width: int | None = None) -> Tensor:
+    """(R, P, width) averaged bilinear weights along one axis (see the module docstring),
+    on a map of ``size`` cells (an int, or (R,) per RoI, then ``width`` >= every size:
+    the columns past a RoI's own size stay zero)."""
     r = start.shape[0]
     dtype = start.dtype
+    if isinstance(size, Tensor):
+        size = size.to(dtype)[:, None, None]
+        limit = size - 1
+        width = int(width)
+    else:
+        width, limit = size, size - 1
     sub = (torch.arange(sampling_ratio, dtype=dtype, device=start.device) + 0.5) / sampling_ratio
     bins = torch.arange(out_size, dtype=dtype, device=start.device)
     coord = start[:, None, None] + bin_size[:, None, None] * (bins[None, :, None]
@@ -41,31 +52,35 @@ def _axis_weights(start: Tensor, bin_size: Tensor, out_size: int, sampling_ratio
     inside = ((coord >= -1.0) & (coord <= size)).to(dtype) / sampling_ratio
     coord = coord.clamp(min=0)
     low = coord.floor()
-    last = low >= size - 1
-    low = torch.where(last, torch.full_like(low, size - 1), low)
-    frac = torch.where(last, torch.zeros_like(coord), coord - low)  # past the end: the last
-    high = (low + 1).clamp(max=size - 1)
-    weights = coord.new_zeros(r, out_size, size)
+    last = low >= limit
+    low = torch.where(last, limit, low)
+    frac = torch.where(last, 0.0, coord - low)  # past the end: the last row/column
+    high = torch.minimum(low + 1, limit) if isinstance(limit, Tensor) else \
+        (low + 1).clamp(max=limit)
+    weights = coord.new_zeros(r, out_size, width)
     weights.scatter_add_(2, low.long(), (1 - frac) * inside)
     weights.scatter_add_(2, high.long(), frac * inside)
     return weights
 
 
-def roi_align_weights(rois: Tensor, out_size: int, spatial_scale: float,
-                      sampling_ratio: int, aligned: bool, height: int,
-                      width: int) -> tuple[Tensor, Tensor]:
+def roi_align_weights(rois: Tensor, out_size: int, spatial_scale: float | Tensor,
+                      sampling_ratio: int, aligned: bool, height: int | Tensor,
+                      width: int | Tensor, max_size: tuple[int, int] | None = None,
+                      ) -> tuple[Tensor, Tensor]:
     """Row and column weights of average RoIAlign on an (height, width) map.
 
     Args:
         rois: (R, 5) ``(batch_index, x1, y1, x2, y2)`` in input pixels.
         out_size: P, the square output size.
-        spatial_scale: map cells per input pixel (1 / stride).
+        spatial_scale: map cells per input pixel (1 / stride), or (R,) one per RoI.
         sampling_ratio: s > 0 samples per bin and axis.
         aligned: shift by half a cell (``aligned=True`` of mmcv / torchvision).
-        height, width: the map's size.
+        height, width: the map's size, or (R,) each, one map per RoI (several levels at
+            once); then ``max_size`` (H, W) bounds them and sizes the outputs.
 
     Returns:
-        ``Wy`` (R, P, height) and ``Wx`` (R, P, width).
+        ``Wy`` (R, P, height) and ``Wx`` (R, P, width) (``max_size`` wide with per-RoI
+        sizes).
     """
     if sampling_ratio <= 0:
         raise ValueError('roi_align_weights needs sampling_ratio > 0 (adaptive sampling '
@@ -73,13 +88,16 @@ def roi_align_weights(rois: Tensor, out_size: int, spatial_scale: float,
     offset = 0.5 if aligned else 0.0
     dtype = torch.promote_types(rois.dtype, torch.float32)  # float32, or float64 RoIs
     # no gradient into the boxes, as mmcv's and torchvision's kernels
+    if isinstance(spatial_scale, Tensor):
+        spatial_scale = spatial_scale.to(dtype)[:, None]
     boxes = rois[:, 1:].detach().to(dtype) * spatial_scale - offset
     x1, y1, x2, y2 = boxes.unbind(1)
     roi_w, roi_h = x2 - x1, y2 - y1
     if not aligned:  # legacy mode: RoIs at least one cell
         roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
-    return (_axis_weights(y1, roi_h / out_size, out_size, sampling_ratio, height),
-            _axis_weights(x1, roi_w / out_size, out_size, sampling_ratio, width))
+    max_h, max_w = max_size if max_size is not None else (None, None)
+    return (_axis_weights(y1, roi_h / out_size, out_size, sampling_ratio, height, max_h),
+            _axis_weights(x1, roi_w / out_size, out_size, sampling_ratio, width, max_w))
 
 
 def separable_roi_align(feat: Tensor, batch_index: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
@@ -102,6 +120,75 @@ def separable_roi_align(feat: Tensor, batch_index: Tensor, wy: Tensor, wx: Tenso
         pooled = torch.matmul(rows.reshape(len(idx), p, c, w), wx[idx].transpose(1, 2)[:, None])
         out = out.index_copy(0, idx, pooled.permute(0, 2, 1, 3))
     return out
+
+
+def _pool_image(feat: Tensor, wy: Tensor, wx: Tensor, grad: bool) -> Tensor:
+    """``Wy @ F @ Wx^T`` for r RoIs of one (C, H, W) map: (r, C, P, P) (a view)."""
+    c, h, w = feat.shape
+    r, p = wy.shape[:2]
+    rows = wy.reshape(-1, h) @ feat.transpose(0, 1).reshape(h, c * w)  # (r*P, C*W)
+    if grad:  # its backward is the faster one
+        pooled = torch.matmul(rows.reshape(r, p, c, w), wx.transpose(1, 2)[:, None])
+    else:  # one (P*C, W) x (W, P) product per RoI: the faster forward
+        pooled = torch.bmm(rows.reshape(r, p * c, w), wx.transpose(1, 2)).reshape(r, p, c, p)
+    return pooled.permute(0, 2, 1, 3)
+
+
+def separable_roi_align_levels(feats: Sequence[Tensor], others: Sequence[Tensor],
+                               rois: Tensor, levels: Tensor, spatial_scales: Sequence[float],
+                               out_size: int, sampling_ratio: int, aligned: bool,
+                               ) -> tuple[Tensor, Tensor]:
+    """Average RoIAlign of each RoI on its level of two pyramids of equal map sizes, the
+    first with gradients (a student's), the second without (a teacher's).
+
+    The values of :func:`separable_roi_align` level by level, with less work around the
+    products: the interpolation weights of every RoI are made in one pass (per-RoI scale
+    and map size) and the RoIs are grouped by (level, image), so every group is a slice.
+
+    Args:
+        feats, others: per level (N, C, H_l, W_l) and (N, C', H_l, W_l).
+        rois: (R, 5) ``(batch_index, x1, y1, x2, y2)``.
+        levels: (R,) level of each RoI.
+        spatial_scales: per level, 1 / stride.
+        out_size, sampling_ratio, aligned: as :func:`roi_align_weights`.
+
+    Returns:
+        (R, C, P, P) and (R, C', P, P) in the order of ``rois``. A level without RoIs
+        stays in the graph (``sum() * 0``), as mmdet's extractors.
+    """
+    n, num = feats[0].shape[0], len(feats)
+    p, device = out_size, rois.device
+    batch = rois[:, 0].long()
+    order = (levels * n + batch).argsort(stable=True)
+    counts = torch.bincount(levels * n + batch, minlength=num * n).tolist()
+    lv = levels[order]
+    sizes = torch.tensor([f.shape[-2:] for f in feats], device=device)[lv]  # (R, 2)
+    max_size = (max(f.shape[-2] for f in feats), max(f.shape[-1] for f in feats))
+    wy, wx = roi_align_weights(rois[order], p, rois.new_tensor(spatial_scales)[lv],
+                               sampling_ratio, aligned, sizes[:, 0], sizes[:, 1], max_size)
+    s_parts, t_parts = [], []
+    unused = feats[0].new_zeros(())
+    start = 0
+    for lvl, (feat, other) in enumerate(zip(feats, others)):
+        h, w = feat.shape[-2:]
+        if not sum(counts[lvl * n:(lvl + 1) * n]):
+            unused = unused + feat.sum() * 0
+            continue
+        for img in range(n):
+            c = counts[lvl * n + img]
+            if c:
+                wy_g, wx_g = wy[start:start + c, :, :h], wx[start:start + c, :, :w]
+                s_parts.append(_pool_image(feat[img], wy_g.to(feat.dtype),
+                                           wx_g.to(feat.dtype), True))
+                with torch.no_grad():
+                    t_parts.append(_pool_image(other[img], wy_g.to(other.dtype),
+                                               wx_g.to(other.dtype), False))
+                start += c
+    if not s_parts:
+        return (feats[0].new_zeros(0, feats[0].shape[1], p, p) + unused,
+                others[0].new_zeros(0, others[0].shape[1], p, p))
+    inverse = order.argsort()
+    return torch.cat(s_parts)[inverse] + unused, torch.cat(t_parts)[inverse]
 
 
 class SeparableRoIAlign(nn.Module):
