@@ -264,6 +264,21 @@ def test_relation_loss_order_invariant_zero_on_equal_and_per_image():
 
 
 
+def test_relation_loss_per_image_at_once_values_and_gradients():
+    # three images of 4, 2 (too few: no loss) and 5 instances, interleaved, ids not 0..n-1:
+    # the all-at-once computation equals the explicit per-image loops, gradients included
+    g = torch.Generator().manual_seed(2)
+    s = torch.randn(11, 3, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(11, 6, 2, 2, generator=g, dtype=torch.float64)
+    ids = torch.tensor([7, 3, 7, 9, 9, 7, 9, 3, 9, 7, 9])
+    got = gid_relation_loss(s, t, ids)
+    want = (rkd_reference(s[ids == 7], t[ids == 7]) + rkd_reference(s[ids == 9], t[ids == 9])) / 2
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g_got, = torch.autograd.grad(got, s)
+    g_want, = torch.autograd.grad(want, s)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-10, atol=1e-12)
+    assert g_got[ids == 3].abs().sum() == 0
+
 def test_response_loss_exact():
     s_cls = torch.tensor([[0., 0.], [9., -9.], [0., 0.]], requires_grad=True)
     t_cls = torch.tensor([[0., 0.], [-9., 9.], [0., 0.]])
