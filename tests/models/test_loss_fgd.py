@@ -11,7 +11,7 @@ from mmengine.structures import InstanceData
 
 import densekd  # noqa: F401  (registers densekd.FGDLoss)
 from densekd.models.components import FeatureMimic
-from densekd.models.losses import FGDLoss, GcBlock, fgd_attention, fgd_masks
+from densekd.models.losses import FGDLoss, GcBlock, fgd_attention, fgd_masks, fgd_masks_levels
 from densekd.registry import MODELS
 
 ONES = dict(alpha_fgd=1.0, beta_fgd=1.0, gamma_fgd=1.0, lambda_fgd=1.0)
@@ -273,6 +273,26 @@ def test_build_and_feature_mimic_two_levels():
     assert set(out) == {'loss_fgd'} and torch.isfinite(out['loss_fgd'])
     assert out['loss_fgd'].item() == pytest.approx(per_level.item(), rel=1e-6)
 
+
+
+@pytest.mark.parametrize('n_boxes', [(3, 2, 0), (0, 0, 0)])
+def test_masks_of_all_levels_at_once_equal_each_level(n_boxes):
+    # bitwise the masks of one fgd_masks call per grid: three images (one or all without
+    # boxes), different frames, boxes past the grid, non-square grids
+    samples, gt = random_batch(7, [(60, 64), (64, 50), (33, 64)], (64, 64), n_boxes)
+    gt[0] = torch.cat([gt[0], torch.tensor([[-5., 50., 70., 80.]])]) if len(gt[0]) else gt[0]
+    frames = [(60, 64), (64, 50), (33, 64)]
+    sizes = [(16, 16), (8, 8), (4, 5), (2, 3), (1, 1)]
+    got = fgd_masks_levels(gt, frames, sizes)
+    for (fg, bg), size in zip(got, sizes):
+        want_fg, want_bg = fgd_masks(gt, frames, size)
+        assert torch.equal(fg, want_fg) and torch.equal(bg, want_bg)
+    # FGDLoss's own entry point (the batch's frames), as FeatureMimic uses it
+    loss = FGDLoss(8)
+    prepared = loss.prepare_levels(samples, sizes, torch.device('cpu'))
+    for (fg, bg), size in zip(prepared, sizes):
+        want_fg, want_bg = loss.masks(samples, size, torch.device('cpu'))
+        assert torch.equal(fg, want_fg) and torch.equal(bg, want_bg)
 
 def test_fused_focal_and_global_equal_the_separate_equations_with_gradients():
     from densekd.models.losses.fgd import (

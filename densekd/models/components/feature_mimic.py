@@ -34,7 +34,9 @@ class FeatureMimic(DistillComponent):
             level with ``channels=<teacher channels>`` added to the config (losses with
             parameters, e.g. MGD's generator, FGD's GcBlocks; ``loss`` must then be a dict);
             ``uses_data_samples = True`` calls it as ``loss(s, t, data_samples)`` (FGD
-            reads the ground-truth boxes).
+            reads the ground-truth boxes); such a per-level loss with a
+            ``prepare_levels(data_samples, sizes, device)`` method gets that method's
+            per-level items as a fourth argument, made once for all levels (FGD's masks).
         levels: which levels to use; default all.
         projector: config of a projector applied to each student level, one instance per
             level, ``in_channels``/``out_channels`` filled from the dry run. Required when
@@ -127,6 +129,12 @@ class FeatureMimic(DistillComponent):
         s_levels = self._select(student[self.student])
         t_levels = self._select(teacher[self.teacher])
         total = None
+        prepared = None
+        if self.uses_data_samples and self.per_level and \
+                hasattr(self.losses[0], 'prepare_levels'):
+            # what the per-level losses derive from the data samples, made once (FGD's masks)
+            prepared = self.losses[0].prepare_levels(
+                data_samples, [t.shape[2:] for t in t_levels], t_levels[0].device)
         for i, (s, t) in enumerate(zip(s_levels, t_levels)):
             if len(self.projectors):
                 s = self.projectors[i](s)
@@ -136,6 +144,9 @@ class FeatureMimic(DistillComponent):
                                      f'teacher {tuple(t.shape)}; set resize=True')
                 s = F.interpolate(s, size=t.shape[2:], mode='bilinear', align_corners=False)
             loss = self.losses[i] if self.per_level else self.loss
-            value = loss(s, t, data_samples) if self.uses_data_samples else loss(s, t)
+            if prepared is not None:
+                value = loss(s, t, data_samples, prepared[i])
+            else:
+                value = loss(s, t, data_samples) if self.uses_data_samples else loss(s, t)
             total = value if total is None else total + value
         return {self.loss_key: total}

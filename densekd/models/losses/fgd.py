@@ -20,6 +20,7 @@ here the weights multiply the squared difference directly (the same value).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
-__all__ = ['fgd_attention', 'fgd_masks', 'fgd_focal_loss', 'fgd_attention_loss',
+__all__ = ['fgd_attention', 'fgd_masks', 'fgd_masks_levels', 'fgd_focal_loss', 'fgd_attention_loss',
            'fgd_global_loss', 'fgd_focal_and_global_losses', 'GcBlock', 'FGDLoss']
 
 BOX_SCALES = ('img_shape', 'batch_input_shape')
@@ -100,6 +101,60 @@ def fgd_masks(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
     bg = (fg == 0).float()
     bg = bg / bg.sum(dim=(1, 2), keepdim=True).clamp(min=1.0)  # all-zero rows stay zero
     return fg, bg
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_cells(hw: tuple[tuple[int, int], ...], device: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Grid index, row and column of every cell of the grids ``hw``, side by side."""
+    level = torch.cat([torch.full((h * w,), i, device=device) for i, (h, w) in enumerate(hw)])
+    rows = torch.cat([torch.arange(h, device=device).repeat_interleave(w) for h, w in hw])
+    cols = torch.cat([torch.arange(w, device=device).repeat(h) for h, w in hw])
+    return level, rows, cols
+
+
+def fgd_masks_levels(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
+                     sizes: Sequence[Sequence[int]]) -> list[tuple[Tensor, Tensor]]:
+    """:func:`fgd_masks` for several grids (the FPN levels) in one pass.
+
+    The same values as one :func:`fgd_masks` call per size (bitwise: the same float32
+    operations per box and cell, and the background counts are exact integers), with the
+    boxes mapped onto every grid at once and the cells of all grids side by side.
+
+    Returns:
+        Per size, ``(M_fg, M_bg)``, each (N, H, W) (views into one (N, sum H*W) tensor).
+    """
+    n = len(boxes)
+    device = boxes[0].device if n else torch.device('cpu')
+    hw = tuple((int(s[0]), int(s[1])) for s in sizes)
+    cells = [h * w for h, w in hw]
+    level, rows, cols = _grid_cells(hw, str(device))  # (T,) each: every cell of every grid
+    counts = [int(b.numel() // 4) for b in boxes]
+    fg = torch.zeros(n, sum(cells), device=device)
+    if sum(counts):
+        box = torch.cat([b.detach().reshape(-1, 4) for b in boxes]).to(device, torch.float32)
+        index = torch.repeat_interleave(torch.arange(n, device=device),
+                                        torch.tensor(counts, device=device))
+        grid = torch.tensor([[[w / float(s[1]), h / float(s[0])] for s in scales]
+                             for h, w in hw], device=device, dtype=torch.float32)  # (L, N, 2)
+        box = box[:, None, :] * grid[:, index].transpose(0, 1).repeat(1, 1, 2)  # (K, L, 4)
+        wmin, hmin = box[..., 0].floor(), box[..., 1].floor()
+        wmax, hmax = box[..., 2].ceil(), box[..., 3].ceil()
+        area = 1.0 / ((hmax + 1 - hmin) * (wmax + 1 - wmin))  # (K, L)
+        # each box's bounds on each cell's grid: one gather for the five (K, L) values
+        hmin, hmax, wmin, wmax, area = torch.stack([hmin, hmax, wmin, wmax, area],
+                                                   0)[:, :, level].unbind(0)  # (K, T) each
+        inside = (rows >= hmin) & (rows <= hmax) & (cols >= wmin) & (cols <= wmax)
+        value = inside * area  # max over each image's boxes; values >= 0 = init
+        fg.scatter_reduce_(0, index[:, None].expand_as(value), value, 'amax')
+    bg = (fg == 0).float()
+    per_level = bg.new_zeros(n, len(hw)).index_add_(1, level, bg)
+    bg = bg / per_level.clamp(min=1.0)[:, level]  # all-zero rows stay zero
+    out, offset = [], 0
+    for (h, w), size in zip(hw, cells):
+        out.append((fg[:, offset:offset + size].reshape(n, h, w),
+                    bg[:, offset:offset + size].reshape(n, h, w)))
+        offset += size
+    return out
 
 
 def fgd_focal_loss(preds_S: Tensor, preds_T: Tensor, mask_fg: Tensor, mask_bg: Tensor,
@@ -296,9 +351,8 @@ class FGDLoss(nn.Module):
         self.gc_S = GcBlock(channels)
         self.gc_T = GcBlock(channels)
 
-    def masks(self, data_samples: Sequence[Any], size: Sequence[int],
-              device: torch.device) -> tuple[Tensor, Tensor]:
-        """Foreground/background masks (N, H, W) of a batch of ``DetDataSample``."""
+    def _boxes(self, data_samples: Sequence[Any], device: torch.device,
+               ) -> tuple[list[Tensor], list[Sequence[float]]]:
         boxes, scales = [], []
         for ds in data_samples:
             if self.box_scale not in ds.metainfo:
@@ -307,11 +361,26 @@ class FGDLoss(nn.Module):
             bboxes = ds.gt_instances.bboxes
             boxes.append(getattr(bboxes, 'tensor', bboxes).to(device))  # mmdet BaseBoxes
             scales.append(ds.metainfo[self.box_scale][:2])
-        return fgd_masks(boxes, scales, size)
+        return boxes, scales
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor,
-                data_samples: Sequence[Any] | None) -> Tensor:
-        """(N, C, H, W) x 2 and N data samples -> scalar."""
+    def masks(self, data_samples: Sequence[Any], size: Sequence[int],
+              device: torch.device) -> tuple[Tensor, Tensor]:
+        """Foreground/background masks (N, H, W) of a batch of ``DetDataSample``."""
+        return fgd_masks(*self._boxes(data_samples, device), size)
+
+    def prepare_levels(self, data_samples: Sequence[Any] | None, sizes: Sequence[Sequence[int]],
+                       device: torch.device) -> list[tuple[Tensor, Tensor]] | None:
+        """The masks of every level in one pass (:func:`fgd_masks_levels`), for
+        ``FeatureMimic`` to hand each level's loss as ``prepared`` (what :meth:`masks`
+        gives level by level)."""
+        if data_samples is None:
+            return None
+        return fgd_masks_levels(*self._boxes(data_samples, device), sizes)
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor, data_samples: Sequence[Any] | None,
+                prepared: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """(N, C, H, W) x 2 and N data samples -> scalar; ``prepared``: this level's
+        (fg, bg) masks from :meth:`prepare_levels`, else they are made here."""
         if preds_S.shape != preds_T.shape:
             raise ValueError(f'FGDLoss: student {tuple(preds_S.shape)} and teacher '
                              f'{tuple(preds_T.shape)} differ; add a projector or resize')
@@ -325,7 +394,9 @@ class FGDLoss(nn.Module):
         preds_T = preds_T.detach()
         spatial_S, channel_S = fgd_attention(preds_S, self.temp)
         spatial_T, channel_T = fgd_attention(preds_T, self.temp)
-        mask_fg, mask_bg = self.masks(data_samples, preds_S.shape[2:], preds_S.device)
+        if prepared is None:
+            prepared = self.masks(data_samples, preds_S.shape[2:], preds_S.device)
+        mask_fg, mask_bg = prepared
         mask_fg, mask_bg = mask_fg.to(preds_S.dtype), mask_bg.to(preds_S.dtype)
         fg, bg, rela = fgd_focal_and_global_losses(preds_S, preds_T, mask_fg, mask_bg,
                                                    spatial_T, channel_T, self.gc_S, self.gc_T)
