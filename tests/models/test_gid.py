@@ -590,6 +590,50 @@ def test_reader_direct_assign_equals_get_targets(kind):
     assert got.tolist() == want.tolist() and got[0].sum() > 7 and not got[1].any()
 
 
+def rpn_head(sampler):
+    from mmdet.registry import MODELS
+    return MODELS.build(dict(
+        type='RPNHead', in_channels=8, feat_channels=16, num_classes=1,
+        anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[0.5, 1.0],
+                              strides=[8, 16]),
+        train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,
+                                     min_pos_iou=0.3),
+                       sampler=sampler, allowed_border=-1, pos_weight=-1, debug=False)))
+
+
+@pytest.mark.parametrize('num', [256, 8])
+def test_reader_direct_assign_with_random_sampler(num, monkeypatch):
+    # an RPN's RandomSampler: at most num * pos_fraction positives per image, a uniform
+    # subset of the assigner's; with fewer positives than that, exactly get_targets' positives
+    sampler = dict(type='RandomSampler', num=num, pos_fraction=0.5, neg_pos_ub=-1,
+                   add_gt_as_proposals=False)
+    head = rpn_head(sampler)
+    reader = DenseHeadReader('rpn')
+    sizes = [torch.Size((16, 16)), torch.Size((8, 8))]
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(7, 2, generator=g) * 100
+    boxes = [torch.cat([xy, xy + torch.rand(7, 2, generator=g) * 60 + 4], 1), xy[:0].repeat(1, 2)]
+    metas = [dict(img_shape=(120, 128), pad_shape=(128, 128), batch_input_shape=(128, 128))] * 2
+    gts = [InstanceData(bboxes=b, labels=b.new_zeros(len(b), dtype=torch.long)) for b in boxes]
+    anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+    want = torch.cat(head.get_targets(anchors, valid, gts, metas)[0], 1) < head.num_classes
+    all_positive = rpn_head(dict(type='PseudoSampler'))
+    every = reader.assign(all_positive, sizes, boxes, metas)
+    monkeypatch.setattr(type(head), 'get_targets', lambda *a, **k: pytest.fail('not direct'))
+    torch.manual_seed(1)
+    got = reader.assign(head, sizes, boxes, metas)
+    if num == 256:
+        assert got.tolist() == want.tolist() and 7 < got[0].sum() <= 128
+    else:
+        assert got.sum(dim=1).tolist() == [4, 0] and every[0].sum() > 4
+        assert not (got & ~every).any()  # a subset of the assigner's positives
+        torch.manual_seed(2)
+        assert reader.assign(head, sizes, boxes, metas).tolist() != got.tolist()  # random
+    head.sampler.add_gt_as_proposals = True  # GT boxes added as proposals: mmdet's path
+    with pytest.raises(pytest.fail.Exception, match='not direct'):
+        reader.assign(head, sizes, boxes, metas)
+
+
 @pytest.mark.parametrize('assign_all', [True, False])
 @pytest.mark.parametrize('min_pos_iou', [0.0, 0.3])
 def test_batched_max_iou_positives_equal_the_assigner_per_image(assign_all, min_pos_iou):

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from mmdet.models.task_modules.assigners import BboxOverlaps2D, MaxIoUAssigner
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
-from mmdet.models.task_modules.samplers import PseudoSampler
+from mmdet.models.task_modules.samplers import PseudoSampler, RandomSampler
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -231,7 +231,7 @@ class DenseHeadReader:
                 points = head.prior_generator.grid_priors(sizes, device=device)
                 labels = head.get_targets(points, gts)[0]
                 labels = [x.reshape(len(gts), -1) for x in labels]
-            elif self.kind in ('retina', 'rpn') and isinstance(head.sampler, PseudoSampler):
+            elif self.kind in ('retina', 'rpn') and self._direct_sampler(head.sampler):
                 return self._assign_direct(head, sizes, gts, img_metas, device)
             else:
                 anchors, valid = head.get_anchors(sizes, img_metas, device=device)
@@ -240,16 +240,42 @@ class DenseHeadReader:
         labels = torch.cat(labels, dim=1)
         return (labels >= 0) & (labels < head.num_classes)
 
+    @staticmethod
+    def _direct_sampler(sampler: object) -> bool:
+        """Samplers whose positives :meth:`_assign_direct` reproduces: a ``PseudoSampler``
+        (every assigned anchor), or mmdet's ``RandomSampler`` without GT boxes added as
+        proposals (a uniform random subset of at most ``num * pos_fraction`` of them)."""
+        return isinstance(sampler, PseudoSampler) or (
+            type(sampler) is RandomSampler and not sampler.add_gt_as_proposals)
+
     def _assign_direct(self, head: nn.Module, sizes: Sequence[torch.Size],
                        gts: Sequence[InstanceData], img_metas: Sequence[dict],
                        device: torch.device) -> Tensor:
-        """What ``AnchorHead.get_targets`` makes positive when its sampler is a
-        ``PseudoSampler`` (every assigned anchor is a positive), without building the
-        targets: the anchors inside the image (``allowed_border``) go through the head's
-        assigner and the positives are those with ``gt_inds > 0``."""
+        """What ``AnchorHead.get_targets`` makes positive with the samplers of
+        :meth:`_direct_sampler`, without building the targets: the anchors inside the image
+        (``allowed_border``) go through the head's assigner and the positives are those with
+        ``gt_inds > 0``; a ``RandomSampler`` keeps a uniform random subset of at most
+        ``int(num * pos_fraction)`` per image, as its ``_sample_pos`` (e.g. an RPN: 128; the
+        random stream differs from mmdet's, which also draws the negatives)."""
+        positive = self._assign_positives(head, sizes, gts, img_metas, device)
+        sampler = head.sampler
+        if isinstance(sampler, RandomSampler):
+            cap = int(sampler.num * sampler.pos_fraction)
+            for img, count in enumerate(positive.sum(dim=1).tolist()):
+                if count > cap:
+                    inds = positive[img].nonzero().squeeze(1)
+                    positive[img] = False
+                    positive[img, inds[torch.randperm(count)[:cap].to(device)]] = True
+        return positive
+
+    def _assign_positives(self, head: nn.Module, sizes: Sequence[torch.Size],
+                          gts: Sequence[InstanceData], img_metas: Sequence[dict],
+                          device: torch.device) -> Tensor:
+        """(N, A) anchors the head's assigner makes positive (``gt_inds > 0``) among those
+        inside each image."""
         # what head.get_anchors gives: the same anchors for every image, valid flags from
         # each image's padded shape
-        flat = torch.cat(self.priors(head, sizes, device))
+        flat = self.flat_priors(head, sizes, device)[0]
         gen, level_sizes = head.prior_generator, tuple(tuple(x) for x in sizes)
         inside = []
         for meta in img_metas:
