@@ -294,6 +294,39 @@ def test_masks_of_all_levels_at_once_equal_each_level(n_boxes):
         want_fg, want_bg = loss.masks(samples, size, torch.device('cpu'))
         assert torch.equal(fg, want_fg) and torch.equal(bg, want_bg)
 
+
+def test_all_levels_in_one_pass_equal_the_sum_of_the_levels_with_gradients():
+    # fgd_loss_levels (FeatureMimic's path for FGD): the value and the gradients of the
+    # student maps and of every level's two GcBlocks equal summing the per-level losses;
+    # three levels incl. a non-square one, GcBlocks different per level
+    g = torch.Generator().manual_seed(11)
+    shapes = [(8, 8), (4, 4), (2, 3)]
+    losses = []
+    for i in range(3):
+        loss = randomize(FGDLoss(6, **ONES)).double()
+        with torch.no_grad():
+            for p in loss.parameters():
+                p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3 * (i + 1))
+        losses.append(loss)
+    s = [torch.randn(2, 6, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+         for h, w in shapes]
+    t = [torch.randn(2, 6, h, w, generator=g, dtype=torch.float64) * 2 for h, w in shapes]
+    samples, _ = random_batch(9, [(60, 64), (64, 50)], (64, 64))
+    params = [p for m in losses for p in m.parameters()]
+    got = FGDLoss.forward_levels(losses, s, t, samples)
+    want = sum(m(a, b, samples) for m, a, b in zip(losses, s, t))
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    g_got = torch.autograd.grad(got, s + params)
+    g_want = torch.autograd.grad(want, s + params)
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert all(x.abs().sum() > 0 for x in g_got)  # every map and parameter takes part
+    # not fusable: level by level instead (None)
+    assert FGDLoss.forward_levels(losses[:1], s[:1], t[:1], samples) is None
+    losses[1].temp = 1.0
+    assert FGDLoss.forward_levels(losses, s, t, samples) is None
+    assert FGDLoss.forward_levels(losses, s, t, None) is None
+
 def test_fused_focal_and_global_equal_the_separate_equations_with_gradients():
     from densekd.models.losses.fgd import (
         fgd_focal_and_global_losses,

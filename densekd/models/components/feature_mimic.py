@@ -36,7 +36,10 @@ class FeatureMimic(DistillComponent):
             ``uses_data_samples = True`` calls it as ``loss(s, t, data_samples)`` (FGD
             reads the ground-truth boxes); such a per-level loss with a
             ``prepare_levels(data_samples, sizes, device)`` method gets that method's
-            per-level items as a fourth argument, made once for all levels (FGD's masks).
+            per-level items as a fourth argument, made once for all levels (FGD's masks);
+            one with a classmethod ``forward_levels(losses, s_levels, t_levels,
+            data_samples)`` returning a tensor is computed for all levels in that one call
+            (FGD: the sum of its per-level losses, see ``fgd_loss_levels``).
         levels: which levels to use; default all.
         projector: config of a projector applied to each student level, one instance per
             level, ``in_channels``/``out_channels`` filled from the dry run. Required when
@@ -128,13 +131,7 @@ class FeatureMimic(DistillComponent):
         """Sum of the loss over the selected levels."""
         s_levels = self._select(student[self.student])
         t_levels = self._select(teacher[self.teacher])
-        total = None
-        prepared = None
-        if self.uses_data_samples and self.per_level and \
-                hasattr(self.losses[0], 'prepare_levels'):
-            # what the per-level losses derive from the data samples, made once (FGD's masks)
-            prepared = self.losses[0].prepare_levels(
-                data_samples, [t.shape[2:] for t in t_levels], t_levels[0].device)
+        inputs = []
         for i, (s, t) in enumerate(zip(s_levels, t_levels)):
             if len(self.projectors):
                 s = self.projectors[i](s)
@@ -143,6 +140,21 @@ class FeatureMimic(DistillComponent):
                     raise ValueError(f'FeatureMimic level {i}: student {tuple(s.shape)} vs '
                                      f'teacher {tuple(t.shape)}; set resize=True')
                 s = F.interpolate(s, size=t.shape[2:], mode='bilinear', align_corners=False)
+            inputs.append(s)
+        if self.per_level and hasattr(type(self.losses[0]), 'forward_levels'):
+            # all levels in one pass where the loss can (FGD); None: level by level
+            total = type(self.losses[0]).forward_levels(self.losses, inputs, t_levels,
+                                                         data_samples)
+            if total is not None:
+                return {self.loss_key: total}
+        prepared = None
+        if self.uses_data_samples and self.per_level and \
+                hasattr(self.losses[0], 'prepare_levels'):
+            # what the per-level losses derive from the data samples, made once (FGD's masks)
+            prepared = self.losses[0].prepare_levels(
+                data_samples, [t.shape[2:] for t in t_levels], t_levels[0].device)
+        total = None
+        for i, (s, t) in enumerate(zip(inputs, t_levels)):
             loss = self.losses[i] if self.per_level else self.loss
             if prepared is not None:
                 value = loss(s, t, data_samples, prepared[i])

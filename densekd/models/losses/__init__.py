@@ -19,6 +19,7 @@ from .fgd import (
     fgd_focal_and_global_losses,
     fgd_focal_loss,
     fgd_global_loss,
+    fgd_loss_levels,
     fgd_masks,
     fgd_masks_levels,
 )
@@ -56,7 +57,7 @@ __all__ = [
     'pair_weights', 'soft_bce_distill_loss', 'target_aware_feature_loss', 'target_aware_mask',
     # FGD
     'FGDLoss', 'GcBlock', 'fgd_attention', 'fgd_attention_loss', 'fgd_focal_and_global_losses',
-    'fgd_focal_loss', 'fgd_global_loss', 'fgd_masks', 'fgd_masks_levels',
+    'fgd_focal_loss', 'fgd_global_loss', 'fgd_loss_levels', 'fgd_masks', 'fgd_masks_levels',
     # GID
     'GIDFeatureLoss', 'GIDRelationLoss', 'GIDResponseLoss', 'gid_feature_loss',
     'gid_relation_loss', 'gid_response_loss', 'normalized_distances',

@@ -30,8 +30,9 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
-__all__ = ['fgd_attention', 'fgd_masks', 'fgd_masks_levels', 'fgd_focal_loss', 'fgd_attention_loss',
-           'fgd_global_loss', 'fgd_focal_and_global_losses', 'GcBlock', 'FGDLoss']
+__all__ = ['fgd_attention', 'fgd_masks', 'fgd_masks_levels', 'fgd_focal_loss',
+           'fgd_attention_loss', 'fgd_global_loss', 'fgd_focal_and_global_losses',
+           'fgd_loss_levels', 'GcBlock', 'FGDLoss']
 
 BOX_SCALES = ('img_shape', 'batch_input_shape')
 
@@ -123,13 +124,25 @@ def fgd_masks_levels(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
     Returns:
         Per size, ``(M_fg, M_bg)``, each (N, H, W) (views into one (N, sum H*W) tensor).
     """
+    fg, bg = _fgd_masks_cells(boxes, scales, sizes)
+    n = len(boxes)
+    out, offset = [], 0
+    for h, w in ((int(s[0]), int(s[1])) for s in sizes):
+        out.append((fg[:, offset:offset + h * w].reshape(n, h, w),
+                    bg[:, offset:offset + h * w].reshape(n, h, w)))
+        offset += h * w
+    return out
+
+
+def _fgd_masks_cells(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
+                     sizes: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    """:func:`fgd_masks_levels` as two (N, sum H*W) tensors, the grids' cells side by side."""
     n = len(boxes)
     device = boxes[0].device if n else torch.device('cpu')
     hw = tuple((int(s[0]), int(s[1])) for s in sizes)
-    cells = [h * w for h, w in hw]
     level, rows, cols = _grid_cells(hw, str(device))  # (T,) each: every cell of every grid
     counts = [int(b.numel() // 4) for b in boxes]
-    fg = torch.zeros(n, sum(cells), device=device)
+    fg = torch.zeros(n, len(level), device=device)
     if sum(counts):
         box = torch.cat([b.detach().reshape(-1, 4) for b in boxes]).to(device, torch.float32)
         index = torch.repeat_interleave(torch.arange(n, device=device),
@@ -149,12 +162,7 @@ def fgd_masks_levels(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
     bg = (fg == 0).float()
     per_level = bg.new_zeros(n, len(hw)).index_add_(1, level, bg)
     bg = bg / per_level.clamp(min=1.0)[:, level]  # all-zero rows stay zero
-    out, offset = [], 0
-    for (h, w), size in zip(hw, cells):
-        out.append((fg[:, offset:offset + size].reshape(n, h, w),
-                    bg[:, offset:offset + size].reshape(n, h, w)))
-        offset += size
-    return out
+    return fg, bg
 
 
 def fgd_focal_loss(preds_S: Tensor, preds_T: Tensor, mask_fg: Tensor, mask_bg: Tensor,
@@ -307,6 +315,100 @@ def fgd_focal_and_global_losses(preds_S: Tensor, preds_T: Tensor, mask_fg: Tenso
     return (per_cell * mask_fg).sum() / n, (per_cell * mask_bg).sum() / n, rela / n
 
 
+def _segment_softmax(x: Tensor, level: Tensor, onehot: Tensor) -> Tensor:
+    """Softmax of (N, P) ``x`` within each segment ``level == l`` of its last dimension
+    (``onehot``: (P, L) cell-to-level indicator)."""
+    top = x.new_full((x.shape[0], onehot.shape[1]), float('-inf')).scatter_reduce_(
+        1, level.expand_as(x), x.detach(), 'amax')  # a constant per segment: no gradient
+    e = torch.exp(x - top[:, level])
+    return e / (e @ onehot)[:, level]
+
+
+def _pick_level(x: Tensor, level: Tensor) -> Tensor:
+    """(N, L, P) values of every level at every cell -> (N, P), each cell's own level's."""
+    return x.gather(1, level.expand(x.shape[0], 1, -1)).squeeze(1)
+
+
+def _stacked_transform(blocks: Sequence[GcBlock], x: Tensor, level: Tensor,
+                       onehot: Tensor) -> Tensor:
+    """:meth:`GcBlock.transform` of every level at once: (N, C, P) cells of L levels, one
+    block per level -> (N, C, L), from the blocks' own parameters stacked per step."""
+    n, c, _ = x.shape
+    w_mask = torch.stack([b.conv_mask.weight.reshape(c) for b in blocks])  # (L, C)
+    b_mask = torch.cat([b.conv_mask.bias for b in blocks])  # (L,)
+    logits = _pick_level(torch.matmul(w_mask, x), level) + b_mask[level]  # (N, P)
+    weights = _segment_softmax(logits, level, onehot)
+    context = torch.bmm(x, weights[:, :, None] * onehot)  # (N, C, L)
+    convs1 = [b.channel_add_conv[0] for b in blocks]
+    norms = [b.channel_add_conv[1] for b in blocks]
+    convs2 = [b.channel_add_conv[3] for b in blocks]
+    half = convs1[0].out_channels
+    w1 = torch.stack([m.weight.reshape(half, c) for m in convs1])  # (L, C/2, C)
+    y = torch.einsum('ncl,lhc->nlh', context, w1) + torch.stack([m.bias for m in convs1])
+    y = F.layer_norm(y, (half,), eps=norms[0].eps) * \
+        torch.stack([m.weight.reshape(half) for m in norms]) + \
+        torch.stack([m.bias.reshape(half) for m in norms])
+    w2 = torch.stack([m.weight.reshape(c, half) for m in convs2])  # (L, C, C/2)
+    out = torch.einsum('nlh,lch->ncl', F.relu(y), w2)
+    return out + torch.stack([m.bias for m in convs2]).t()
+
+
+@functools.lru_cache(maxsize=16)
+def _cell_levels(sizes: tuple[int, ...], device: str, dtype: torch.dtype,
+                 ) -> tuple[Tensor, Tensor]:
+    """Level of each cell of levels with ``sizes`` cells side by side, (P,), and the
+    (P, L) cell-to-level indicator (segment sums as one matrix product)."""
+    level = torch.cat([torch.full((s,), i, device=device) for i, s in enumerate(sizes)])
+    return level, F.one_hot(level, len(sizes)).to(dtype)
+
+
+def fgd_loss_levels(losses: Sequence[FGDLoss], preds_S: Sequence[Tensor],
+                    preds_T: Sequence[Tensor], mask_fg: Tensor, mask_bg: Tensor) -> Tensor:
+    """The sum over levels of :class:`FGDLoss` (one instance per level), computed once for
+    all levels: the levels' (N, C, H_l*W_l) cells side by side, per-level softmaxes and
+    means as segment operations, the per-level GcBlocks' parameters stacked. Same value
+    and gradients as summing ``losses[l](preds_S[l], preds_T[l], ...)`` (up to float
+    summation order; tested), with the operations of one level instead of L.
+
+    Args:
+        losses: one :class:`FGDLoss` per level, equal settings.
+        preds_S, preds_T: per level (N, C, H_l, W_l), the same C on every level.
+        mask_fg, mask_bg: (N, sum H_l*W_l), the levels' masks side by side
+            (:func:`_fgd_masks_cells`).
+    """
+    first = losses[0]
+    n, c = preds_S[0].shape[:2]
+    sizes = tuple(int(p.shape[2] * p.shape[3]) for p in preds_S)
+    level, onehot = _cell_levels(sizes, str(preds_S[0].device), preds_S[0].dtype)
+    cells = preds_S[0].new_tensor(sizes)  # (L,) H*W of each level
+    s = torch.cat([p.reshape(n, c, -1) for p in preds_S], dim=2)  # (N, C, P)
+    t = torch.cat([p.detach().reshape(n, c, -1) for p in preds_T], dim=2)
+
+    def attention(x: Tensor) -> tuple[Tensor, Tensor]:
+        value = x.abs()
+        spatial = _segment_softmax(value.mean(dim=1) / first.temp, level, onehot) * \
+            cells[level]
+        mean = torch.matmul(value, onehot) / cells  # (N, C, L) per-level means
+        return spatial, c * torch.softmax(mean / first.temp, dim=1)
+
+    spatial_S, channel_S = attention(s)
+    with torch.no_grad():
+        spatial_T, channel_T = attention(t)
+    d = s - t
+    d2 = d * d
+    # sum_c d^2 * A_ch^T of the cell's level, then A_sp^T
+    per_cell = _pick_level(torch.bmm(channel_T.transpose(1, 2), d2), level) * spatial_T
+    fg = (per_cell * mask_fg.to(s.dtype)).sum() / n
+    bg = (per_cell * mask_bg.to(s.dtype)).sum() / n
+    at = (channel_S - channel_T).abs().sum() / n + (spatial_S - spatial_T).abs().sum() / n
+    # sum((gc_S(F_S) - gc_T(F_T))^2) per level, as fgd_focal_and_global_losses
+    e = _stacked_transform([m.gc_S for m in losses], s, level, onehot) - \
+        _stacked_transform([m.gc_T for m in losses], t, level, onehot)  # (N, C, L)
+    rela = (d2.sum() + 2 * (e * torch.matmul(d, onehot)).sum() + (e.pow(2) * cells).sum()) / n
+    return (first.alpha_fgd * fg + first.beta_fgd * bg + first.gamma_fgd * at
+            + first.lambda_fgd * rela)
+
+
 @MODELS.register_module()
 class FGDLoss(nn.Module):
     """FGD at one feature level; logged as ``loss_fgd``.
@@ -376,6 +478,31 @@ class FGDLoss(nn.Module):
         if data_samples is None:
             return None
         return fgd_masks_levels(*self._boxes(data_samples, device), sizes)
+
+    SETTINGS = ('temp', 'alpha_fgd', 'beta_fgd', 'gamma_fgd', 'lambda_fgd', 'box_scale')
+
+    @classmethod
+    def forward_levels(cls, losses: Sequence[FGDLoss], preds_S: Sequence[Tensor],
+                       preds_T: Sequence[Tensor], data_samples: Sequence[Any] | None,
+                       ) -> Tensor | None:
+        """The sum of the per-level losses in one pass (:func:`fgd_loss_levels`), for
+        ``FeatureMimic``; None (compute level by level) unless every level has the same
+        channels and settings and is non-empty."""
+        if data_samples is None or len(losses) != len(preds_S) or len(losses) < 2:
+            return None
+        shapes = [(s.shape, t.shape) for s, t in zip(preds_S, preds_T)]
+        first = losses[0]
+        if not all(s == t and len(s) == 4 and s[:2] == preds_S[0].shape[:2]
+                   and s[1] == m.channels and s.numel() > 0
+                   for (s, t), m in zip(shapes, losses)):
+            return None
+        if len(data_samples) != preds_S[0].shape[0] or any(
+                getattr(m, k) != getattr(first, k) for m in losses for k in cls.SETTINGS) or \
+                len({b.channel_add_conv[1].eps for m in losses for b in (m.gc_S, m.gc_T)}) != 1:
+            return None
+        fg, bg = _fgd_masks_cells(*first._boxes(data_samples, preds_S[0].device),
+                                  [s.shape[2:] for s in preds_S])
+        return fgd_loss_levels(losses, preds_S, preds_T, fg, bg)
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, data_samples: Sequence[Any] | None,
                 prepared: tuple[Tensor, Tensor] | None = None) -> Tensor:
