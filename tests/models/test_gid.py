@@ -451,6 +451,11 @@ def test_reader_matches_head_forward(kind):
         if kind == 'gfl':                    # expected distances of the distribution
             want = head.integral(want).reshape(2, -1, 4)
         torch.testing.assert_close(got, want)
+    # all levels concatenated in one copy: the same values
+    assert torch.equal(reader.logits_all(head, raws[cls_tap]),
+                       torch.cat(reader.logits(head, raws[cls_tap]), 1))
+    assert torch.equal(reader.regression_all(head, raws[reg_tap]),
+                       torch.cat(reader.regression(head, raws[reg_tap]), 1))
 
 
 @pytest.mark.parametrize('kind', sorted(HEADS))

@@ -168,15 +168,16 @@ class GeneralInstanceDistill(DistillComponent):
             t_out.index_copy_(0, idx, t_lvl)
         return s_out + unused, t_out
 
-    def _read(self, student: TapLevels, teacher: TapLevels) -> tuple[list[Tensor], ...]:
-        """Per-level class logits and regressions of both heads, read once per step (the
-        student's with gradients, the teacher's without)."""
+    def _read(self, student: TapLevels, teacher: TapLevels) -> tuple[Tensor, ...]:
+        """Class logits (N, A, C) and regressions (N, A, 4) of both heads, all levels
+        concatenated in prior order, read once per step (the student's with gradients, the
+        teacher's without)."""
         s_head, t_head = self.reader.head(self.student_model), self.reader.head(self.teacher_model)
-        s_cls = self.reader.logits(s_head, student[self.cls_tap])
-        s_reg = self.reader.regression(s_head, student[self.reg_tap])
+        s_cls = self.reader.logits_all(s_head, student[self.cls_tap])
+        s_reg = self.reader.regression_all(s_head, student[self.reg_tap])
         with torch.no_grad():
-            t_cls = self.reader.logits(t_head, teacher[self.cls_tap])
-            t_reg = self.reader.regression(t_head, teacher[self.reg_tap])
+            t_cls = self.reader.logits_all(t_head, teacher[self.cls_tap])
+            t_reg = self.reader.regression_all(t_head, teacher[self.reg_tap])
         return s_cls, s_reg, t_cls, t_reg
 
     def select(self, student: TapLevels, teacher: TapLevels,
@@ -186,12 +187,11 @@ class GeneralInstanceDistill(DistillComponent):
             return self._select(student, *self._read(student, teacher), img_metas)
 
     @torch.no_grad()
-    def _select(self, student: TapLevels, s_cls: list[Tensor], s_reg: list[Tensor],
-                t_cls: list[Tensor], t_reg: list[Tensor], img_metas: list[dict]) -> list:
+    def _select(self, student: TapLevels, s_cls: Tensor, s_regs: Tensor, t_cls: Tensor,
+                t_regs: Tensor, img_metas: list[dict]) -> list:
         s_head, t_head = self.reader.head(self.student_model), self.reader.head(self.teacher_model)
         sizes = [x.shape[-2:] for x in student[self.cls_tap]]
-        priors, strides = self.reader.flat_priors(s_head, sizes, s_cls[0].device)
-        t_regs, s_regs = torch.cat(t_reg, 1), torch.cat(s_reg, 1)
+        priors, strides = self.reader.flat_priors(s_head, sizes, s_cls.device)
         # one decode for both models when their coders agree (else one per model)
         one_coder = t_regs.dtype == s_regs.dtype and self.reader.same_decoding(s_head, t_head)
 
@@ -209,9 +209,8 @@ class GeneralInstanceDistill(DistillComponent):
             return boxes
 
         # sigmoid once over all levels, handed over concatenated
-        level_sizes = [c.shape[1] for c in t_cls]
-        return self.selector.select(torch.cat(t_cls, 1).sigmoid(),
-                                    torch.cat(s_cls, 1).sigmoid(), boxes_at,
+        level_sizes = [len(p) for p in self.reader.priors(s_head, sizes, s_cls.device)]
+        return self.selector.select(t_cls.sigmoid(), s_cls.sigmoid(), boxes_at,
                                     [m['img_shape'] for m in img_metas], level_sizes)
 
     def forward(self, student: TapLevels, teacher: TapLevels,
@@ -225,8 +224,7 @@ class GeneralInstanceDistill(DistillComponent):
                 raise ValueError(f'GeneralInstanceDistill: {tap!r} maps differ in size')
         img_metas = [ds.metainfo for ds in data_samples]
         s_cls, s_reg, t_cls, t_reg = self._read(student, teacher)
-        gis = self._select(student, [c.detach() for c in s_cls], [r.detach() for r in s_reg],
-                           t_cls, t_reg, img_metas)
+        gis = self._select(student, s_cls.detach(), s_reg.detach(), t_cls, t_reg, img_metas)
         losses = {}
         strides = self.reader.strides(self.reader.head(self.student_model))
         if self.feature_loss.loss_weight or self.relation_loss.loss_weight:
@@ -243,8 +241,8 @@ class GeneralInstanceDistill(DistillComponent):
             sizes = [x.shape[-2:] for x in student[self.cls_tap]]
             mask = self.reader.assign(self.reader.head(self.student_model), sizes,
                                       [g.bboxes for g in gis], img_metas)
-            cls, reg = resp(*(torch.cat(x, 1).flatten(0, 1)
-                              for x in (s_cls, t_cls, s_reg, t_reg)), mask.flatten())
+            cls, reg = resp(*(x.flatten(0, 1) for x in (s_cls, t_cls, s_reg, t_reg)),
+                            mask.flatten())
             if resp.cls_weight:
                 losses['loss_response_cls'] = cls
             if resp.reg_weight:

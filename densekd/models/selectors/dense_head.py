@@ -58,6 +58,16 @@ def flatten_level(x: Tensor, channels: int) -> Tensor:
     return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
 
 
+def flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
+    """:func:`flatten_level` of every level, concatenated: (N, sum_l H_l*W_l*A, K) in one
+    copy (the permuted levels are views, ``cat`` writes them out once)."""
+    n = maps[0].shape[0]
+    views = [x.permute(0, 2, 3, 1).reshape(n, -1, x.shape[1] // channels, channels)
+             for x in maps]  # (N, H*W, A, K) views
+    out = torch.cat(views, dim=1) if len(views) > 1 else views[0].contiguous()
+    return out.reshape(n, -1, channels)
+
+
 class DenseHeadReader:
     """Per-head-type access to a dense head's outputs; see the module docstring.
 
@@ -117,6 +127,16 @@ class DenseHeadReader:
     def logits(self, head: nn.Module, cls_maps: Sequence[Tensor]) -> list[Tensor]:
         """Per level (N, A_l, C) class logits."""
         return [flatten_level(x, head.cls_out_channels) for x in cls_maps]
+
+    def logits_all(self, head: nn.Module, cls_maps: Sequence[Tensor]) -> Tensor:
+        """:meth:`logits` of all levels concatenated, (N, sum_l A_l, C), one copy."""
+        return flatten_levels(cls_maps, head.cls_out_channels)
+
+    def regression_all(self, head: nn.Module, reg_maps: Sequence[Tensor]) -> Tensor:
+        """:meth:`regression` of all levels concatenated, (N, sum_l A_l, 4)."""
+        if self.kind in ('retina', 'rpn'):
+            return flatten_levels(reg_maps, 4)
+        return torch.cat(self.regression(head, reg_maps), dim=1)
 
     def regression(self, head: nn.Module, reg_maps: Sequence[Tensor]) -> list[Tensor]:
         """Per level (N, A_l, 4) regression in the head's training encoding."""
