@@ -100,6 +100,9 @@ bench: install
 		--md benchmarks/results_paper.md --json benchmarks/results_paper.json
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_DETR_PARTS) --batch 2 --size 256 --iters 10 \
 		--md benchmarks/results_detr_parts.md --json benchmarks/results_detr_parts.json
+	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_DETR_PARTS) --batch 2 --size 512 --iters 8 \
+		--warmup 2 --md benchmarks/results_detr_parts_512.md \
+		--json benchmarks/results_detr_parts_512.json
 
 SEEDS ?= 0 1 2
 results: install
