@@ -77,6 +77,15 @@ def test_gism_zero_candidates_in_one_image():
     assert len(gis[1]) == 0 and gis[1].bboxes.shape == (0, 4)
 
 
+def test_gism_invalid_scores_take_no_top_k_place():
+    # a NaN score (broken logits) and scores <= score_thr are dropped before the per-level
+    # top-k: with pre_nms_topk=2 the two valid priors of level 0 are still candidates
+    t = [T_PROBS[0].clone(), T_PROBS[1]]
+    t[0][0, 0, 0] = float('nan')                              # prior 0: NaN score
+    gi, = GeneralInstanceSelector(pre_nms_topk=2)(t, S_PROBS, T_BOXES, S_BOXES, [(100, 100)])
+    assert 0 not in gi.inds.tolist() and {1, 2} <= set(gi.inds.tolist())
+    assert torch.isfinite(gi.scores).all()
+
 @pytest.mark.parametrize('across', [False, True])
 def test_gism_early_stopped_nms_equals_full_nms(across):
     # thousands of random candidates on 3 levels: the grown-prefix NMS keeps exactly the
@@ -98,6 +107,7 @@ def test_gism_early_stopped_nms_equals_full_nms(across):
         assert got.tolist() == full[:k].tolist()
     assert len(GeneralInstanceSelector(num_instances=10 ** 5)._nms_top_k(
         boxes, scores, groups)) == len(full)
+    assert GeneralInstanceSelector()._nms_top_k(boxes[:0], scores[:0], groups[:0]).numel() == 0
 
 
 def full_nms_reference(t_probs, s_probs, boxes_t, boxes_s, shape, k, topk, thr, min_size):
@@ -203,7 +213,8 @@ def test_gid_one_decode_equals_one_decode_per_model(det_paths, det_batch, monkey
         torch.testing.assert_close(a.bboxes, b.bboxes, rtol=0, atol=0)
     g = torch.Generator().manual_seed(0)
     imgs = torch.randint(0, 2, (200,), generator=g)
-    inds = torch.randint(0, taps['s'][gid.cls_tap][0].shape[-1] ** 2 * 9, (200,), generator=g)
+    num_priors = sum(x.shape[-2] * x.shape[-1] * 9 for x in taps['s'][gid.cls_tap])
+    inds = torch.randint(0, num_priors, (200,), generator=g)  # priors of every level
     from_t = torch.rand(200, generator=g) > 0.5
     torch.testing.assert_close(box_fns[0](imgs, inds, from_t), box_fns[1](imgs, inds, from_t),
                                rtol=0, atol=0)
@@ -278,6 +289,10 @@ def test_relation_loss_per_image_at_once_values_and_gradients():
     g_want, = torch.autograd.grad(want, s)
     torch.testing.assert_close(g_got, g_want, rtol=1e-10, atol=1e-12)
     assert g_got[ids == 3].abs().sum() == 0
+    # min_instances below 2: an image with one instance has no pair and still gives nothing
+    one = torch.tensor([7, 3, 7, 9, 9, 7, 9, 5, 9, 7, 9])  # image 5 has one instance
+    torch.testing.assert_close(gid_relation_loss(s, t, one, min_instances=1),
+                               gid_relation_loss(s, t, one, min_instances=2))
 
 def test_response_loss_exact():
     s_cls = torch.tensor([[0., 0.], [9., -9.], [0., 0.]], requires_grad=True)

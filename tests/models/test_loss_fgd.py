@@ -321,6 +321,15 @@ def test_all_levels_in_one_pass_equal_the_sum_of_the_levels_with_gradients():
     for a, b in zip(g_got, g_want):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     assert all(x.abs().sum() > 0 for x in g_got)  # every map and parameter takes part
+    # the cached cell indices made under inference mode first are usable in training
+    from densekd.models.losses import fgd as fgd_module
+    fgd_module._cell_levels.cache_clear()
+    fgd_module._grid_cells.cache_clear()
+    with torch.inference_mode():
+        FGDLoss.forward_levels(losses, [x.detach() for x in s], t, samples)
+    again = FGDLoss.forward_levels(losses, s, t, samples)
+    torch.autograd.grad(again, s)
+    torch.testing.assert_close(again, got, rtol=0, atol=0)
     # not fusable: level by level instead (None)
     assert FGDLoss.forward_levels(losses[:1], s[:1], t[:1], samples) is None
     losses[1].temp = 1.0

@@ -38,8 +38,9 @@ class FeatureMimic(DistillComponent):
             ``prepare_levels(data_samples, sizes, device)`` method gets that method's
             per-level items as a fourth argument, made once for all levels (FGD's masks);
             one with a classmethod ``forward_levels(losses, s_levels, t_levels,
-            data_samples)`` returning a tensor is computed for all levels in that one call
-            (FGD: the sum of its per-level losses, see ``fgd_loss_levels``).
+            data_samples)`` is computed for all levels in that one call when it returns a
+            tensor (FGD: the sum of its per-level losses, see ``fgd_loss_levels``), level
+            by level when it returns None.
         levels: which levels to use; default all.
         projector: config of a projector applied to each student level, one instance per
             level, ``in_channels``/``out_channels`` filled from the dry run. Required when

@@ -106,10 +106,13 @@ def fgd_masks(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
 
 @functools.lru_cache(maxsize=16)
 def _grid_cells(hw: tuple[tuple[int, int], ...], device: str) -> tuple[Tensor, Tensor, Tensor]:
-    """Grid index, row and column of every cell of the grids ``hw``, side by side."""
-    level = torch.cat([torch.full((h * w,), i, device=device) for i, (h, w) in enumerate(hw)])
-    rows = torch.cat([torch.arange(h, device=device).repeat_interleave(w) for h, w in hw])
-    cols = torch.cat([torch.arange(w, device=device).repeat(h) for h, w in hw])
+    """Grid index, row and column of every cell of the grids ``hw``, side by side (made
+    outside inference mode: the cached tensors are reused in training)."""
+    with torch.inference_mode(False):
+        level = torch.cat([torch.full((h * w,), i, device=device)
+                           for i, (h, w) in enumerate(hw)])
+        rows = torch.cat([torch.arange(h, device=device).repeat_interleave(w) for h, w in hw])
+        cols = torch.cat([torch.arange(w, device=device).repeat(h) for h, w in hw])
     return level, rows, cols
 
 
@@ -354,12 +357,13 @@ def _stacked_transform(blocks: Sequence[GcBlock], x: Tensor, level: Tensor,
 
 
 @functools.lru_cache(maxsize=16)
-def _cell_levels(sizes: tuple[int, ...], device: str, dtype: torch.dtype,
+def _cell_levels(hw: tuple[tuple[int, int], ...], device: str, dtype: torch.dtype,
                  ) -> tuple[Tensor, Tensor]:
-    """Level of each cell of levels with ``sizes`` cells side by side, (P,), and the
-    (P, L) cell-to-level indicator (segment sums as one matrix product)."""
-    level = torch.cat([torch.full((s,), i, device=device) for i, s in enumerate(sizes)])
-    return level, F.one_hot(level, len(sizes)).to(dtype)
+    """Level of each cell of the grids ``hw`` side by side, (P,), and the (P, L)
+    cell-to-level indicator (segment sums as one matrix product)."""
+    level = _grid_cells(hw, device)[0]
+    with torch.inference_mode(False):
+        return level, F.one_hot(level, len(hw)).to(dtype)
 
 
 def fgd_loss_levels(losses: Sequence[FGDLoss], preds_S: Sequence[Tensor],
@@ -378,9 +382,9 @@ def fgd_loss_levels(losses: Sequence[FGDLoss], preds_S: Sequence[Tensor],
     """
     first = losses[0]
     n, c = preds_S[0].shape[:2]
-    sizes = tuple(int(p.shape[2] * p.shape[3]) for p in preds_S)
-    level, onehot = _cell_levels(sizes, str(preds_S[0].device), preds_S[0].dtype)
-    cells = preds_S[0].new_tensor(sizes)  # (L,) H*W of each level
+    hw = tuple((int(p.shape[2]), int(p.shape[3])) for p in preds_S)
+    level, onehot = _cell_levels(hw, str(preds_S[0].device), preds_S[0].dtype)
+    cells = preds_S[0].new_tensor([h * w for h, w in hw])  # (L,) H*W of each level
     s = torch.cat([p.reshape(n, c, -1) for p in preds_S], dim=2)  # (N, C, P)
     t = torch.cat([p.detach().reshape(n, c, -1) for p in preds_T], dim=2)
 
@@ -486,8 +490,9 @@ class FGDLoss(nn.Module):
                        preds_T: Sequence[Tensor], data_samples: Sequence[Any] | None,
                        ) -> Tensor | None:
         """The sum of the per-level losses in one pass (:func:`fgd_loss_levels`), for
-        ``FeatureMimic``; None (compute level by level) unless every level has the same
-        channels and settings and is non-empty."""
+        ``FeatureMimic``; None (compute level by level) unless there are at least two
+        levels, one data sample per image, and every level is non-empty with the same
+        channels and settings."""
         if data_samples is None or len(losses) != len(preds_S) or len(losses) < 2:
             return None
         shapes = [(s.shape, t.shape) for s, t in zip(preds_S, preds_T)]

@@ -72,15 +72,16 @@ def gid_relation_loss(s_feats: Tensor, t_feats: Tensor, batch_ids: Tensor | None
             over the images with at least ``min_instances`` (paper). None: one loss over all
             R instances of the batch (author code).
         beta: smooth-L1 beta (author: 1.0).
-        min_instances: fewer instances give no loss (author: 3).
+        min_instances: fewer instances give no loss (author: 3; at least 2 are always
+            needed: one instance has no pair).
     """
     zero = s_feats.sum() * 0
     if batch_ids is None:
-        if s_feats.shape[0] < min_instances:
+        if s_feats.shape[0] < max(min_instances, 2):
             return zero
         return _relation(s_feats, t_feats, beta)
     _, image, counts = batch_ids.unique(return_inverse=True, return_counts=True)
-    kept = counts >= min_instances
+    kept = counts >= max(min_instances, 2)  # one instance has no pair to relate
     if not bool(kept.any()):
         return zero
     use = kept[image]

@@ -40,6 +40,8 @@ def _axis_weights(start: Tensor, bin_size: Tensor, out_size: int, sampling_ratio
     r = start.shape[0]
     dtype = start.dtype
     if isinstance(size, Tensor):
+        if width is None:
+            raise ValueError('roi_align_weights: per-RoI map sizes need max_size=(H, W)')
         size = size.to(dtype)[:, None, None]
         limit = size - 1
         width = int(width)

@@ -99,7 +99,8 @@ class DenseHeadReader:
         if key not in self._cache:
             if len(self._cache) >= 32:  # multi-scale training: keep the cache bounded
                 self._cache.clear()
-            self._cache[key] = make()
+            with torch.inference_mode(False):  # reused in training: no inference tensors
+                self._cache[key] = make()
         return self._cache[key]
 
     def head(self, detector: nn.Module) -> nn.Module | None:

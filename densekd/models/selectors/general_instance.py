@@ -8,8 +8,12 @@ layout on both sides, with class probabilities ``P_t[i, c]`` and ``P_s[i, c]``:
   author code (``score_mode='author'``): ``GI_i = |max_c P_t[i, c] - max_c P_s[i, c]|``.
 * GI box: the decoded box of the more confident model, the teacher's where
   ``max_c P_t[i] > max_c P_s[i]``, else the student's (both modes, as in the author code).
-* Per image: top ``pre_nms_topk`` per level, boxes clipped to the image, boxes with a side
-  ``<= min_size`` dropped, NMS at IoU ``nms_iou``, then the top ``num_instances`` (K).
+* Per image: top ``pre_nms_topk`` per level among the valid priors (a non-finite score, or
+  one ``<= score_thr``, never takes a top-k place), boxes clipped to the image, boxes with a
+  side ``<= min_size`` dropped, NMS at IoU ``nms_iou``, then the top ``num_instances`` (K).
+  The NMS of a batch runs in one mmcv ``batched_nms`` call per round (groups per image and
+  level), whose coordinate offsets round boxes in float32: a decision can differ from a
+  per-image NMS only for IoUs within ~1e-4 of ``nms_iou``.
 
 The author code (``Distill_GID_detectron2``, ``find_top_rpn_proposals``) runs the NMS per
 level (a box only suppresses boxes of its own FPN level) and drops boxes with a side of
@@ -153,11 +157,13 @@ class GeneralInstanceSelector:
             ok = torch.isfinite(boxes).all(dim=1) & (size > self.min_size).all(dim=1)
             return boxes, ok
 
-        groups = (lambda imgs, inds: torch.zeros_like(inds)) if self.nms_across_levels \
-            else (lambda imgs, inds: level_of[inds])
+        if self.nms_across_levels:
+            groups, num_groups = (lambda imgs, inds: torch.zeros_like(inds)), 1
+        else:
+            groups, num_groups = (lambda imgs, inds: level_of[inds]), len(sizes)
         out = []
         for img, (inds, boxes) in enumerate(self._lazy_nms_top_k(
-                clipped, score_all, groups, len(sizes), counts, ranked_of)):
+                clipped, score_all, groups, num_groups, counts, ranked_of)):
             out.append(InstanceData(bboxes=boxes, scores=score_all[img, inds],
                                     levels=level_of[inds], inds=inds,
                                     from_teacher=teacher_all[img, inds]))
@@ -218,8 +224,9 @@ class GeneralInstanceSelector:
         order = scores.argsort(descending=True, stable=True)[None]
         return self._lazy_nms_top_k(
             lambda imgs, inds: (boxes[inds], torch.ones_like(inds, dtype=torch.bool)),
-            scores[None], lambda imgs, inds: groups[inds], int(groups.max()) + 1,
-            torch.tensor([len(scores)]), lambda m: order[:, :m])[0][0]
+            scores[None], lambda imgs, inds: groups[inds],
+            int(groups.max()) + 1 if len(groups) else 1,
+            torch.tensor([len(scores)], device=scores.device), lambda m: order[:, :m])[0][0]
 
     def _lazy_nms_top_k(self, boxes_of: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
                         scores: Tensor, groups_of: Callable[[Tensor, Tensor], Tensor],
@@ -239,7 +246,9 @@ class GeneralInstanceSelector:
             boxes_of: ``boxes_of(imgs, inds)`` -> boxes (m, 4) of the priors ``inds`` of
                 the images ``imgs`` and which are valid (invalid ones take no part).
             scores: (N, A) prior scores.
-            groups_of: ``groups_of(imgs, inds)`` -> (m,) NMS group in ``[0, num_groups)``.
+            groups_of: ``groups_of(imgs, inds)`` -> (m,) NMS group in ``[0, num_groups)``
+                (image ``i``'s group ``g`` becomes ``i * num_groups + g``).
+            num_groups: number of groups per image.
             counts: (N,) candidates of each image.
             ranked_of: ``ranked_of(m)`` -> (N, <= m) each image's first m candidates'
                 prior indices, best first.
@@ -268,7 +277,9 @@ class GeneralInstanceSelector:
                 keep = inds.new_zeros(0)
             found = torch.bincount(imgs[keep], minlength=n)[active]
             done = (found >= k) | (counts[active] <= ranked.shape[1])
-            for img, seg, fin in zip(active.tolist(), keep.split(found.tolist()), done.tolist()):
+            # one host read per round: image ids, survivors found, whether done
+            ids, found_n, fins = torch.stack([active, found, done.long()]).tolist()
+            for img, seg, fin in zip(ids, keep.split(found_n), fins):
                 if fin:
                     seg = seg[:k]
                     out[img] = (inds[seg], boxes[seg])
