@@ -75,33 +75,7 @@ def fgd_masks(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
     Returns:
         ``M_fg`` and ``M_bg``, each (N, H, W), float32 on the boxes' device.
     """
-    h, w = int(size[0]), int(size[1])
-    n = len(boxes)
-    device = boxes[0].device if n else torch.device('cpu')
-    # one pass over every box of the batch: (K, 4) boxes, (K,) image index, (K, 2) frames
-    counts = [int(b.numel() // 4) for b in boxes]
-    fg = torch.zeros(n, h * w, device=device)
-    if sum(counts):
-        box = torch.cat([b.detach().reshape(-1, 4) for b in boxes]).to(device, torch.float32)
-        index = torch.repeat_interleave(torch.arange(n, device=device),
-                                        torch.tensor(counts, device=device))
-        grid = torch.tensor([[w / float(s[1]), h / float(s[0])] for s in scales],
-                            device=device, dtype=torch.float32)[index]  # (K, 2): W/w, H/h
-        box = box * grid.repeat(1, 2)
-        wmin, hmin = box[:, 0].floor(), box[:, 1].floor()
-        wmax, hmax = box[:, 2].ceil(), box[:, 3].ceil()
-        area = 1.0 / ((hmax + 1 - hmin) * (wmax + 1 - wmin))  # (K,)
-        rows = torch.arange(h, device=device)
-        cols = torch.arange(w, device=device)
-        in_rows = (rows >= hmin[:, None]) & (rows <= hmax[:, None])  # (K, H)
-        in_cols = (cols >= wmin[:, None]) & (cols <= wmax[:, None])  # (K, W)
-        value = (in_rows * area[:, None])[:, :, None] * in_cols[:, None, :]  # (K, H, W)
-        value = value.reshape(-1, h * w)  # max over each image's boxes; values >= 0 = init
-        fg.scatter_reduce_(0, index[:, None].expand_as(value), value, 'amax')
-    fg = fg.reshape(n, h, w)
-    bg = (fg == 0).float()
-    bg = bg / bg.sum(dim=(1, 2), keepdim=True).clamp(min=1.0)  # all-zero rows stay zero
-    return fg, bg
+    return fgd_masks_levels(boxes, scales, [size])[0]  # the one-grid case
 
 
 @functools.lru_cache(maxsize=16)
@@ -120,9 +94,10 @@ def fgd_masks_levels(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
                      sizes: Sequence[Sequence[int]]) -> list[tuple[Tensor, Tensor]]:
     """:func:`fgd_masks` for several grids (the FPN levels) in one pass.
 
-    The same values as one :func:`fgd_masks` call per size (bitwise: the same float32
-    operations per box and cell, and the background counts are exact integers), with the
-    boxes mapped onto every grid at once and the cells of all grids side by side.
+    :func:`fgd_masks` is its one-grid case; with several grids each gets the masks it would
+    get alone (bitwise: the same float32 operations per box and cell, and the background
+    counts are exact integers), the boxes mapped onto every grid at once and the cells of
+    all grids side by side.
 
     Returns:
         Per size, ``(M_fg, M_bg)``, each (N, H, W) (views into one (N, sum H*W) tensor).
