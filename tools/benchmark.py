@@ -1,11 +1,14 @@
 """Time distillation configs against their floor (student step + teacher forward).
 
     python tools/benchmark.py CONFIG [CONFIG ...] [--iters 20 --batch 2 [4 ...]
-        --size 256 [512 ...] --device cpu] [--loss-mode] [--speedups] [--memory]
-        [--json out.json] [--md out.md]
+        --size 256 [512 ...] --device cpu] [--loss-mode] [--components] [--speedups]
+        [--memory] [--json out.json] [--md out.md]
 
 Prints a table of medians (ms), images/s, the ratio distill / (student + teacher) and, with
-``--memory``, peak memory per variant. Several ``--batch``/``--size`` values time every
+``--memory``, peak memory per variant. ``--components`` also times the components alone on
+recorded tap outputs (forward, backward, step) and prints the method ratio
+distill / (student + teacher + components): what the framework costs beyond the method's
+own compute (see :mod:`densekd.utils.benchmark`). Several ``--batch``/``--size`` values time every
 combination (the scaling table). ``--speedups`` also times the teacher-side options of
 :class:`DistillationModel` (``teacher_inference_mode``, ``teacher_channels_last``,
 ``teacher_autocast``), each as its own teacher forward and distillation step, in the same
@@ -37,7 +40,7 @@ from densekd.models.distillers.distillation_model import init_weights_offline  #
 from densekd.registry import MODELS  # noqa: E402
 from densekd.utils.benchmark import make_batch, step_functions, time_interleaved  # noqa: E402
 
-VARIANTS = ('student', 'teacher', 'distill', 'teacher_loss_mode')
+VARIANTS = ('student', 'teacher', 'distill', 'teacher_loss_mode', 'components')
 # teacher-side options timed by --speedups (bf16 autocast runs on CPU too; fp16 only on CUDA)
 SPEEDUPS = {
     'inference_mode': dict(teacher_inference_mode=True),
@@ -97,6 +100,8 @@ def main() -> None:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--loss-mode', action='store_true',
                         help='also time the teacher in mode=loss (a generic distiller)')
+    parser.add_argument('--components', action='store_true',
+                        help='also time the components alone on recorded taps (method floor)')
     parser.add_argument('--speedups', action='store_true',
                         help='also time the teacher-side options (' + ', '.join(SPEEDUPS) + ')')
     parser.add_argument('--memory', action='store_true', help='measure peak memory too')
@@ -107,7 +112,8 @@ def main() -> None:
 
     if args.only:  # memory child: build, run one variant, print its peak RSS in MiB
         args.batch, args.size = args.batch[0], args.size[0]
-        fns = prepare(args, args.config[0], with_loss_mode=True)
+        fns = prepare(args, args.config[0], with_loss_mode=True,
+                      with_components=args.only == 'components')
         reset = reset_peak_rss()
         for _ in range(args.warmup + args.iters):
             fns[args.only]()
@@ -129,13 +135,14 @@ def main() -> None:
 
 
 def prepare(args: argparse.Namespace, config: str, with_loss_mode: bool,
-            speedups: bool = False) -> dict:
+            speedups: bool = False, with_components: bool = False) -> dict:
     """Step closures on one preprocessed batch; with ``speedups``, one extra model per
     teacher option (same weights) adds ``teacher+<option>`` and ``distill+<option>``."""
     model = build(config, args.device)
     batch = make_batch(model, args.batch, args.size)
     data = model.data_preprocessor(batch, True)
-    fns = step_functions(model, data, with_loss_mode=with_loss_mode)
+    fns = step_functions(model, data, with_loss_mode=with_loss_mode,
+                         with_components=with_components)
     if speedups:
         for name, options in SPEEDUPS.items():
             fast = build(config, args.device, **options)
@@ -149,7 +156,7 @@ def prepare(args: argparse.Namespace, config: str, with_loss_mode: bool,
 
 def bench_one(args: argparse.Namespace, config: str) -> dict:
     """Time one config; print its table; return the numbers."""
-    fns = prepare(args, config, args.loss_mode, args.speedups)
+    fns = prepare(args, config, args.loss_mode, args.speedups, args.components)
     sync = torch.cuda.synchronize if args.device.startswith('cuda') else None
     res = time_interleaved(fns, args.iters, args.warmup, sync=sync)
     memory = {}
@@ -168,6 +175,8 @@ def bench_one(args: argparse.Namespace, config: str) -> dict:
         mem = f'{memory[name]:.0f}' if name in memory else '-'
         rows.append(f'| {name} | {res[name] * 1e3:.1f} | {args.batch / res[name]:.1f} | {mem} |')
     rows.append(f'| floor (student + teacher) | {res["floor"] * 1e3:.1f} | | |')
+    if 'method_floor' in res:
+        rows.append(f'| method floor (+ components) | {res["method_floor"] * 1e3:.1f} | | |')
     for name in SPEEDUPS:
         if f'distill+{name}' in res:
             res[f'ratio+{name}'] = res[f'distill+{name}'] / res['floor']
@@ -179,6 +188,10 @@ def bench_one(args: argparse.Namespace, config: str) -> dict:
           f'{torch.get_num_threads()}')
     print('\n'.join(rows))
     print(f'ratio distill / floor = {res["ratio"]:.3f}')
+    if 'method_ratio' in res:
+        print(f'ratio distill / method floor = {res["method_ratio"]:.3f}')
+    elif args.components:
+        print('components not timed apart: a component works inside the student forward')
     if 'teacher_loss_mode' in res:
         generic = res['distill'] - res['teacher'] + res['teacher_loss_mode']
         res['loss_mode_ratio_estimate'] = generic / res['floor']
@@ -197,7 +210,11 @@ def write_summary(args: argparse.Namespace, results: list[dict]) -> None:
              f'threads), medians of {args.iters} interleaved rounds.', '',
              '| config | batch | px | student ms | teacher ms | distill ms | ratio '
              'distill/(student+teacher) | distill images/s | peak MiB student / teacher / '
-             'distill | loss-mode teacher (est.) |', '|---|---|---|---|---|---|---|---|---|---|']
+             'distill | loss-mode teacher (est.) |' + (
+                 ' components ms | ratio distill/(student+teacher+components) |'
+                 if args.components else ''),
+             '|---|---|---|---|---|---|---|---|---|---|' + ('---|---|' if args.components
+                                                             else '')]
     for r in results:
         mem = r['memory_mib']
         mem_s = ' / '.join(f'{mem[k]:.0f}' for k in ('student', 'teacher', 'distill')) \
@@ -207,7 +224,9 @@ def write_summary(args: argparse.Namespace, results: list[dict]) -> None:
         lines.append(f'| `{r["config"]}` | {r["batch"]} | {r["size"]} | '
                      f'{r["student"] * 1e3:.1f} | {r["teacher"] * 1e3:.1f} | '
                      f'{r["distill"] * 1e3:.1f} | **{r["ratio"]:.3f}** | '
-                     f'{r["batch"] / r["distill"]:.1f} | {mem_s} | {loss_mode} |')
+                     f'{r["batch"] / r["distill"]:.1f} | {mem_s} | {loss_mode} |' + (
+                         (f' {r["components"] * 1e3:.1f} | **{r["method_ratio"]:.3f}** |'
+                          if 'method_ratio' in r else ' - | - |') if args.components else ''))
     fast = [r for r in results if any(f'ratio+{n}' in r for n in SPEEDUPS)]
     if fast:
         lines += ['', 'Teacher-side options: teacher forward time relative to the plain '

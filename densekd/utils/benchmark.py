@@ -11,6 +11,16 @@ The floor is ``student + teacher``; ``ratio = distill / floor`` is the overhead 
 projectors, losses, anything the teacher runs beyond need). A fourth, optional variant
 ``teacher_loss_mode`` times the teacher the way a generic distiller runs it
 (``mode='loss'``, under ``no_grad``) for comparison.
+
+A fifth, optional variant ``components`` separates the method's own compute from the
+framework's: the components' forward, backward and optimiser step on tap outputs recorded
+once (student levels as leaf tensors that take gradients, teacher levels as they are). A
+method with trainable parts (MGD's generation blocks, FGD's GcBlocks, projectors) cannot
+cost less than ``student + teacher + components`` (the method floor); what a step costs
+above that is the framework's (taps, copies, teacher beyond need, a second student pass).
+Components that change the student's own forward (``student_pass``, e.g. DETRDistill's
+query group) or read state their own hooks record (``taps_only`` False: DETRDistill's
+decoder inputs) cannot be replayed, and a config with one gets no ``components`` variant.
 """
 from __future__ import annotations
 
@@ -24,7 +34,7 @@ from typing import Any
 import torch
 from mmengine.model import BaseModel
 
-__all__ = ['make_batch', 'step_functions', 'time_interleaved']
+__all__ = ['make_batch', 'step_functions', 'components_step', 'time_interleaved']
 
 
 def make_batch(model: BaseModel, batch_size: int, size: int, seed: int = 0) -> dict:
@@ -65,7 +75,8 @@ def _num_classes(detector: torch.nn.Module) -> int:
 
 
 def step_functions(model: BaseModel, data: dict, lr: float = 0.0,
-                   with_loss_mode: bool = False) -> dict[str, Callable[[], None]]:
+                   with_loss_mode: bool = False,
+                   with_components: bool = False) -> dict[str, Callable[[], Any]]:
     """Closures for the variants on one preprocessed batch (see the module docstring).
 
     The SGD steps use ``lr=0`` by default: every step does the same arithmetic as a real
@@ -109,10 +120,75 @@ def step_functions(model: BaseModel, data: dict, lr: float = 0.0,
                           stacklevel=2)
         else:
             fns['teacher_loss_mode'] = teacher_loss_mode
+    if with_components:
+        components = components_step(model, data, lr)
+        if components is not None:
+            fns['components'] = components
     return fns
 
 
-def time_interleaved(fns: dict[str, Callable[[], None]], iters: int, warmup: int = 2,
+def components_step(model: BaseModel, data: dict,
+                    lr: float = 0.0) -> Callable[[], dict[str, torch.Tensor]] | None:
+    """The ``components`` variant (see the module docstring), or None if it cannot be timed.
+
+    Records the taps of one teacher forward and one student forward (losses computed,
+    ``no_grad``), then returns a closure that runs every component on those recordings
+    (student levels as leaves requiring grad, so the backward into the student's maps is
+    counted), backpropagates the sum of their losses and takes an SGD step on the
+    components' parameters; it returns the losses (``distill.<name>.<key>``, unweighted).
+    None when a component overrides ``student_pass`` (its work
+    happens inside the student's forward), reads more than its taps (``taps_only`` False)
+    or the model has no components.
+    """
+    from densekd.models.components.base import DistillComponent
+    comps = getattr(model, 'components', None)
+    if not comps or any(type(c).student_pass is not DistillComponent.student_pass
+                        or not getattr(c, 'taps_only', True) for c in comps.values()):
+        return None
+    inputs, samples = data['inputs'], data['data_samples']
+    model.run_teacher(inputs, samples)
+    with torch.no_grad(), model.student_taps.recording():
+        model.student.loss(inputs, samples)
+
+    student_rec = {p: [t.detach().clone() for t in model.student_taps.levels(p)]
+                   for p in model.student_taps.taps}
+    teacher = {p: [t.detach().clone() for t in model.teacher_taps.levels(p)]
+               for p in model.teacher_taps.taps}
+    model.student_taps.clear()
+    model.teacher_taps.clear()
+    params = [p for p in comps.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9) if params else None
+    # components may run student modules on the recorded maps (a DETR head): their
+    # gradients are computed as in a distillation step and dropped every call
+    others = [p for p in model.student.parameters() if p.requires_grad]
+
+    def leaf(t: torch.Tensor) -> torch.Tensor:
+        # a new tensor object on the same storage each call: components may cache results
+        # on a map's identity within one step, as they would in a distillation step
+        t = t.detach()
+        return t.requires_grad_() if t.is_floating_point() else t
+
+    def components() -> dict[str, torch.Tensor]:
+        for p in others:
+            p.grad = None
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+        student = {p: [leaf(t) for t in levels] for p, levels in student_rec.items()}
+        losses = {}
+        for name, comp in comps.items():
+            for key, value in comp(student, teacher, samples).items():
+                losses[f'distill.{name}.{key}'] = value
+        loss = model.parse_losses(losses)[0]
+        if loss.requires_grad:
+            loss.backward()
+        if opt is not None:
+            opt.step()
+        return losses
+
+    return components
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], iters: int, warmup: int = 2,
                      seed: int = 0, sync: Callable[[], None] | None = None) -> dict[str, Any]:
     """Median seconds per call of each function, run in a shuffled order every round."""
     rng = random.Random(seed)
@@ -133,5 +209,8 @@ def time_interleaved(fns: dict[str, Callable[[], None]], iters: int, warmup: int
     if {'student', 'teacher', 'distill'} <= set(result):
         result['floor'] = result['student'] + result['teacher']
         result['ratio'] = result['distill'] / result['floor']
+        if 'components' in result:
+            result['method_floor'] = result['floor'] + result['components']
+            result['method_ratio'] = result['distill'] / result['method_floor']
     result['samples'] = {n: v for n, v in times.items()}
     return result

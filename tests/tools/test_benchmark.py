@@ -5,12 +5,14 @@ step (ratio to the floor >= 1.5) and a teacher that runs further than its taps. 
 teacher runs exactly once per step, never in loss mode, and stops at its last tap is
 asserted exactly by call counts in tests/models/test_distillation_model.py.
 """
+import contextlib
 import warnings
 
+import pytest
 import torch
 
 from densekd.models import DistillationModel
-from densekd.utils.benchmark import make_batch, step_functions, time_interleaved
+from densekd.utils.benchmark import components_step, make_batch, step_functions, time_interleaved
 
 CWD = dict(type='densekd.FeatureMimic', name='fpn_cwd', student='neck', teacher='neck',
            loss=dict(type='densekd.ChannelWiseDivergence', tau=1.0, loss_weight=10.0))
@@ -37,3 +39,70 @@ def test_distill_step_close_to_floor(det_paths):
     assert best['distill'] / (best['student'] + best['teacher']) < 1.5, best
     # the teacher stops at its neck tap: cheaper than a loss-mode teacher forward
     assert best['teacher'] < best['teacher_loss_mode'], best
+
+
+MGD = dict(type='densekd.FeatureMimic', name='fpn_mgd', student='neck', teacher='neck',
+           loss=dict(type='densekd.MGDLoss', loss_weight=2e-5, mask_ratio=0.65))
+
+
+def _model(det_paths, components):
+    student, teacher = det_paths
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return DistillationModel(student=dict(config=student), teacher=dict(config=teacher),
+                                 components=components).train()
+
+
+def test_components_variant_replays_the_step_losses(det_paths):
+    """The components variant computes, on recorded taps, the losses the distillation
+    step computes on the same batch (CWD is deterministic)."""
+    model = _model(det_paths, [CWD])
+    data = model.data_preprocessor(make_batch(model, 2, 128), True)
+    fns = step_functions(model, data, with_components=True)
+    replayed = fns['components']()
+    assert set(replayed) == {'distill.fpn_cwd.loss_cwd'}
+    with torch.no_grad():
+        step = model.loss(data['inputs'], data['data_samples'])
+    torch.testing.assert_close(replayed['distill.fpn_cwd.loss_cwd'].detach(),
+                               step['distill.fpn_cwd.loss_cwd'])
+    # a second replay gives the same value (no state left from the first)
+    torch.testing.assert_close(fns['components']()['distill.fpn_cwd.loss_cwd'].detach(),
+                               step['distill.fpn_cwd.loss_cwd'])
+
+
+def test_components_variant_trains_the_components_only(det_paths):
+    """MGD's generation blocks get gradients in the replay; the student's weights do not
+    (its maps are leaves), and the timing summary gains the method floor."""
+    model = _model(det_paths, [MGD])
+    data = model.data_preprocessor(make_batch(model, 2, 128), True)
+    fns = step_functions(model, data, with_components=True)
+    fns['components']()
+    gen = [p for p in model.components.parameters()]
+    assert gen and all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen)
+    assert all(p.grad is None for p in model.student.parameters())
+    res = time_interleaved({k: fns[k] for k in ('student', 'teacher', 'distill',
+                                                 'components')}, iters=1, warmup=0)
+    assert res['method_floor'] == pytest.approx(
+        res['student'] + res['teacher'] + res['components'])
+    assert res['method_ratio'] == pytest.approx(res['distill'] / res['method_floor'])
+
+
+def test_components_variant_skips_components_it_cannot_replay(det_paths):
+    """A component that changes the student's forward, or reads state of its own hooks,
+    cannot be timed apart: no ``components`` variant."""
+    from densekd.models.components import FeatureMimic
+
+    class Armed(FeatureMimic):
+        @contextlib.contextmanager
+        def student_pass(self):
+            yield
+
+    class Hooked(FeatureMimic):
+        taps_only = False
+
+    for cls in (Armed, Hooked):
+        model = _model(det_paths, [CWD])
+        model.components['fpn_cwd'].__class__ = cls
+        data = model.data_preprocessor(make_batch(model, 1, 128), True)
+        assert components_step(model, data) is None
+        assert 'components' not in step_functions(model, data, with_components=True)

@@ -26,7 +26,15 @@ class DistillComponent(BaseModule):
     Subclasses set :attr:`student_taps` and :attr:`teacher_taps` (module paths) in
     ``__init__``, build their trainable parts in :meth:`setup`, and implement
     :meth:`forward`.
+
+    Attributes:
+        taps_only: True when :meth:`forward` reads nothing of the step but the tap levels
+            and data samples it is given, so it can be replayed on recorded levels (the
+            benchmark's ``components`` variant). Components that also read state recorded
+            by hooks of their own (DETRDistill's decoder inputs) set it False.
     """
+
+    taps_only: bool = True
 
     def __init__(self, init_cfg: dict | list[dict] | None = None) -> None:
         super().__init__(init_cfg=init_cfg)

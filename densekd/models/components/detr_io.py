@@ -227,6 +227,8 @@ class DetrComponentMixin:
     :meth:`remove_hooks`. Both models tap ``decoder`` (cloned, see the module docstring)."""
 
     _readers: tuple[DetrReader, DetrReader] | None = None
+    # the decoder inputs come from the readers' hooks, not from the taps
+    taps_only = False
 
     def _make_readers(self, student: nn.Module, teacher: nn.Module) -> None:
         self.remove_hooks()
