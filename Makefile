@@ -86,7 +86,7 @@ BENCH_CONFIGS_PAPER := configs/cross_arch/cakd_pca-gl_s3_mask-rcnn-swin-t_retina
 
 bench: install
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS) --batch 2 --size 256 --iters 20 \
-		--loss-mode --memory --md benchmarks/results.md --json benchmarks/results.json
+		--loss-mode --components --memory --md benchmarks/results.md --json benchmarks/results.json
 	$(VPY) tools/benchmark.py configs/cwd/cwd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
 		configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py --batch 2 --size 256 \
 		--iters 20 --speedups --md benchmarks/speedups.md --json benchmarks/speedups.json
@@ -95,7 +95,7 @@ bench: install
 		--md benchmarks/scaling.md --json benchmarks/scaling.json
 	$(VPY) benchmarks/dist_scaling.py --md benchmarks/dist_scaling.md
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_MORE) --batch 2 --size 256 --iters 10 \
-		--loss-mode --memory --md benchmarks/results_more.md --json benchmarks/results_more.json
+		--loss-mode --components --memory --md benchmarks/results_more.md --json benchmarks/results_more.json
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_PAPER) --batch 2 --size 256 --iters 10 \
 		--md benchmarks/results_paper.md --json benchmarks/results_paper.json
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_DETR_PARTS) --batch 2 --size 256 --iters 10 \
