@@ -191,7 +191,8 @@ def bench_one(args: argparse.Namespace, config: str) -> dict:
     if 'method_ratio' in res:
         print(f'ratio distill / method floor = {res["method_ratio"]:.3f}')
     elif args.components:
-        print('components not timed apart: a component works inside the student forward')
+        print('components not timed apart: one changes the student forward or reads state '
+              'of its own hooks')
     if 'teacher_loss_mode' in res:
         generic = res['distill'] - res['teacher'] + res['teacher_loss_mode']
         res['loss_mode_ratio_estimate'] = generic / res['floor']
