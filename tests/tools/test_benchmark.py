@@ -106,3 +106,28 @@ def test_components_variant_skips_components_it_cannot_replay(det_paths):
         data = model.data_preprocessor(make_batch(model, 1, 128), True)
         assert components_step(model, data) is None
         assert 'components' not in step_functions(model, data, with_components=True)
+
+
+def test_benchmark_cli_writes_method_ratio(tmp_path):
+    """``tools/benchmark.py --components`` on a toy config: the JSON holds every variant and
+    the ratios as defined (distill over the floor, over the method floor); the markdown
+    table has the method-ratio column and the command that produced it."""
+    import json
+    import os.path as osp
+    import subprocess
+    import sys
+
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    config = osp.join(repo, 'configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py')
+    out_json, out_md = tmp_path / 'r.json', tmp_path / 'r.md'
+    subprocess.run([sys.executable, osp.join(repo, 'tools/benchmark.py'), config,
+                    '--iters', '1', '--warmup', '0', '--size', '64', '--components',
+                    '--json', str(out_json), '--md', str(out_md)],
+                   check=True, capture_output=True, text=True, cwd=str(tmp_path))
+    (r,) = json.loads(out_json.read_text())
+    assert r['ratio'] == pytest.approx(r['distill'] / (r['student'] + r['teacher']))
+    assert r['method_ratio'] == pytest.approx(
+        r['distill'] / (r['student'] + r['teacher'] + r['components']))
+    md = out_md.read_text()
+    assert 'ratio distill/(student+teacher+components)' in md
+    assert '--components' in md and f'**{r["method_ratio"]:.3f}**' in md
