@@ -152,28 +152,30 @@ def components_step(model: BaseModel, data: dict,
 
     student_rec = {p: [t.detach().clone() for t in model.student_taps.levels(p)]
                    for p in model.student_taps.taps}
-    teacher = {p: [t.detach().clone() for t in model.teacher_taps.levels(p)]
-               for p in model.teacher_taps.taps}
+    teacher_rec = {p: [t.detach().clone() for t in model.teacher_taps.levels(p)]
+                   for p in model.teacher_taps.taps}
     model.student_taps.clear()
     model.teacher_taps.clear()
     params = [p for p in comps.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9) if params else None
-    # components may run student modules on the recorded maps (a DETR head): their
-    # gradients are computed as in a distillation step and dropped every call
+    # components may run student modules on the recorded maps (GID reads an FCOS / GFL
+    # head's learned scales): their gradients are computed as in a distillation step and
+    # dropped every call
     others = [p for p in model.student.parameters() if p.requires_grad]
 
-    def leaf(t: torch.Tensor) -> torch.Tensor:
+    def fresh(t: torch.Tensor, grad: bool) -> torch.Tensor:
         # a new tensor object on the same storage each call: components may cache results
         # on a map's identity within one step, as they would in a distillation step
         t = t.detach()
-        return t.requires_grad_() if t.is_floating_point() else t
+        return t.requires_grad_() if grad and t.is_floating_point() else t
 
     def components() -> dict[str, torch.Tensor]:
         for p in others:
             p.grad = None
         if opt is not None:
             opt.zero_grad(set_to_none=True)
-        student = {p: [leaf(t) for t in levels] for p, levels in student_rec.items()}
+        student = {p: [fresh(t, True) for t in v] for p, v in student_rec.items()}
+        teacher = {p: [fresh(t, False) for t in v] for p, v in teacher_rec.items()}
         losses = {}
         for name, comp in comps.items():
             for key, value in comp(student, teacher, samples).items():

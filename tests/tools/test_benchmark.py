@@ -61,6 +61,9 @@ def test_components_variant_replays_the_step_losses(det_paths):
     fns = step_functions(model, data, with_components=True)
     replayed = fns['components']()
     assert set(replayed) == {'distill.fpn_cwd.loss_cwd'}
+    # CWD has no parameters: the loss has a graph only through the student's maps, which
+    # the replay makes leaves that take gradients (the backward into them is timed)
+    assert replayed['distill.fpn_cwd.loss_cwd'].requires_grad
     with torch.no_grad():
         step = model.loss(data['inputs'], data['data_samples'])
     torch.testing.assert_close(replayed['distill.fpn_cwd.loss_cwd'].detach(),
@@ -71,15 +74,20 @@ def test_components_variant_replays_the_step_losses(det_paths):
 
 
 def test_components_variant_trains_the_components_only(det_paths):
-    """MGD's generation blocks get gradients in the replay; the student's weights do not
-    (its maps are leaves), and the timing summary gains the method floor."""
+    """MGD's generation blocks get gradients and an optimiser step in the replay (lr 0.1
+    here: they move); student gradients left from the call before are dropped; the timing
+    summary gains the method floor."""
     model = _model(det_paths, [MGD])
     data = model.data_preprocessor(make_batch(model, 2, 128), True)
-    fns = step_functions(model, data, with_components=True)
-    fns['components']()
+    fns = step_functions(model, data, lr=0.1, with_components=True)
     gen = [p for p in model.components.parameters()]
+    before = [p.detach().clone() for p in gen]
+    student_param = next(model.student.parameters())
+    student_param.grad = torch.ones_like(student_param)
+    fns['components']()
     assert gen and all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen)
-    assert all(p.grad is None for p in model.student.parameters())
+    assert all(not torch.equal(b, p) for b, p in zip(before, gen))
+    assert student_param.grad is None
     res = time_interleaved({k: fns[k] for k in ('student', 'teacher', 'distill',
                                                  'components')}, iters=1, warmup=0)
     assert res['method_floor'] == pytest.approx(
@@ -100,6 +108,15 @@ def test_components_variant_skips_components_it_cannot_replay(det_paths):
     class Hooked(FeatureMimic):
         taps_only = False
 
+    from densekd.models.components import (
+        DETRFeatureDistill,
+        DETRLogitsDistill,
+        DETRQueryPriorDistill,
+    )
+
+    # the DETRDistill components read the decoder's inputs through hooks of their own
+    assert not any(c.taps_only for c in (DETRFeatureDistill, DETRLogitsDistill,
+                                         DETRQueryPriorDistill))
     for cls in (Armed, Hooked):
         model = _model(det_paths, [CWD])
         model.components['fpn_cwd'].__class__ = cls
