@@ -77,6 +77,12 @@ BENCH_CONFIGS_MORE := configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py
 BENCH_CONFIGS_DETR_PARTS := configs/detr_distill/detr-distill_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
 	configs/detr_distill/detr-distill-logits-feature_deformable-detr-r101_deformable-detr-r50_50e_coco.py
 
+# DETRDistill's query-prior group against a student carrying the group's queries
+BENCH_CONFIGS_DETR_GROUP := configs/detr_distill/detr-distill-query_deformable-detr-r34_deformable-detr-r18_50e_toy.py \
+	configs/detr_distill/detr-distill_deformable-detr-r34_deformable-detr-r18_50e_toy.py \
+	configs/detr_distill/detr-distill_dino-r34_dino-r18_24e_toy.py \
+	configs/detr_distill/detr-distill_conditional-detr-r34_conditional-detr-r18_50e_toy.py
+
 # the cross-architecture methods on their paper-scale templates (teachers random, 256 px like
 # the rest; DETRDistill's paper pair: BENCH_CONFIGS_DETR_PARTS)
 BENCH_CONFIGS_PAPER := configs/cross_arch/cakd_pca-gl_s3_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
@@ -103,6 +109,8 @@ bench: install
 	$(VPY) tools/benchmark.py $(BENCH_CONFIGS_DETR_PARTS) --batch 2 --size 512 --iters 8 \
 		--warmup 2 --md benchmarks/results_detr_parts_512.md \
 		--json benchmarks/results_detr_parts_512.json
+	$(VPY) benchmarks/detr_group_floor.py $(BENCH_CONFIGS_DETR_GROUP) --iters 10 \
+		--md benchmarks/detr_group_floor.md
 
 SEEDS ?= 0 1 2
 results: install

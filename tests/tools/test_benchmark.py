@@ -148,3 +148,28 @@ def test_benchmark_cli_writes_method_ratio(tmp_path):
     md = out_md.read_text()
     assert 'ratio distill/(student+teacher+components)' in md
     assert '--components' in md and f'**{r["method_ratio"]:.3f}**' in md
+
+
+def test_detr_group_floor_student_has_the_group_queries(monkeypatch):
+    """benchmarks/detr_group_floor.py's grouped student: the config's student with the
+    teacher's queries added (toy Deformable DETR: 30 + 50), nothing else changed."""
+    import importlib.util
+    import os.path as osp
+    import sys
+
+    monkeypatch.setattr(sys, 'path', list(sys.path))  # the script adds tools/ to it
+
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        'detr_group_floor', osp.join(repo, 'benchmarks/detr_group_floor.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = osp.join(repo, 'configs/detr_distill/'
+                      'detr-distill-query_deformable-detr-r34_deformable-detr-r18_50e_toy.py')
+    grouped = module.grouped_student(config)
+    assert grouped.num_queries == 80
+    assert grouped.query_embedding.num_embeddings == 80
+    assert grouped.training
+    with pytest.raises(SystemExit, match='no densekd.DETRQueryPriorDistill'):
+        module.grouped_student(osp.join(repo, 'configs/detr_distill/detr-distill-logits_'
+                                        'deformable-detr-r34_deformable-detr-r18_50e_toy.py'))
