@@ -143,7 +143,7 @@ def components_step(model: BaseModel, data: dict,
     from densekd.models.components.base import DistillComponent
     comps = getattr(model, 'components', None)
     if not comps or any(type(c).student_pass is not DistillComponent.student_pass
-                        or not getattr(c, 'taps_only', True) for c in comps.values()):
+                        or not c.taps_only for c in comps.values()):
         return None
     inputs, samples = data['inputs'], data['data_samples']
     model.run_teacher(inputs, samples)

@@ -86,6 +86,7 @@ def test_gism_invalid_scores_take_no_top_k_place():
     assert 0 not in gi.inds.tolist() and {1, 2} <= set(gi.inds.tolist())
     assert torch.isfinite(gi.scores).all()
 
+
 @pytest.mark.parametrize('across', [False, True])
 def test_gism_early_stopped_nms_equals_full_nms(across):
     # thousands of random candidates on 3 levels: the grown-prefix NMS keeps exactly the
@@ -274,7 +275,6 @@ def test_relation_loss_order_invariant_zero_on_equal_and_per_image():
     assert loss.item() == 0 and few.grad is not None
 
 
-
 def test_relation_loss_per_image_at_once_values_and_gradients():
     # three images of 4, 2 (too few: no loss) and 5 instances, interleaved, ids not 0..n-1:
     # the all-at-once computation equals the explicit per-image loops, gradients included
@@ -293,6 +293,7 @@ def test_relation_loss_per_image_at_once_values_and_gradients():
     one = torch.tensor([7, 3, 7, 9, 9, 7, 9, 5, 9, 7, 9])  # image 5 has one instance
     torch.testing.assert_close(gid_relation_loss(s, t, one, min_instances=1),
                                gid_relation_loss(s, t, one, min_instances=2))
+
 
 def test_response_loss_exact():
     s_cls = torch.tensor([[0., 0.], [9., -9.], [0., 0.]], requires_grad=True)
