@@ -327,7 +327,9 @@ def build(det_paths, teacher_width=None, **gid):
 
 
 def test_level_mapping_and_pooling(det_paths):
-    comp = build(det_paths).components['gid']
+    # an explicit finest_scale: mmdet's rule (the default, the author's rule, is tested in
+    # test_gid_levels.py)
+    comp = build(det_paths, finest_scale=56).components['gid']
     sides = torch.tensor([50., 111., 113., 230., 500., 2000.])   # sqrt(w h)
     rois = torch.stack([torch.zeros(6), torch.zeros(6), torch.zeros(6), sides, sides], 1)
     # mmdet: floor(log2(scale / 56)) clamped to [0, 4]
@@ -345,7 +347,7 @@ def test_pool_equals_mmdet_single_roi_extractor(det_paths, max_area):
     # both models' pooled GIs equal mmdet's extractor with mmcv's RoIAlign, RoIs on every
     # level of two images; max_area=16 sends the larger maps to mmcv's kernel
     from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
-    comp = build(det_paths).components['gid']
+    comp = build(det_paths, finest_scale=56).components['gid']
     for layer in comp.roi_layers:
         layer.max_area = max_area
     strides = (8, 16, 32, 64, 128)

@@ -1,6 +1,8 @@
 """GeneralInstanceDistill: GID (Dai et al., CVPR 2021) for mmdet dense detectors."""
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,7 +17,65 @@ from ..selectors.dense_head import DenseHeadReader
 from ..selectors.general_instance import GeneralInstanceSelector
 from .base import DistillComponent, TapLevels, TapShapes
 
-__all__ = ['GeneralInstanceDistill']
+__all__ = ['GeneralInstanceDistill', 'gid_roi_levels']
+
+# detectron2's ROIPooler (the GID author code's pooler): a box of side 224 px pools from
+# level 4 (stride 16)
+CANONICAL_BOX_SIZE = 224
+CANONICAL_LEVEL = 4
+
+
+def gid_roi_levels(rois: Tensor, strides: Sequence[int],
+                   finest_scale: float | None = None) -> Tensor:
+    """Pyramid level of each RoI, as an index into ``strides`` (0 = the finest level).
+
+    With ``finest_scale=None`` the rule of the GID author code, detectron2's ``ROIPooler``
+    (``assign_boxes_to_levels``, canonical box size 224, canonical level 4)::
+
+        level = floor(4 + log2(sqrt(w h) / 224 + 1e-8)) - log2(strides[0])
+
+    clamped to the pyramid, where level ``l`` is the map of stride ``2**l``. On a P3-first
+    pyramid (RetinaNet, strides 8..128) boxes under 224 px pool from P3, 224-447 px from P4,
+    and so on; on a P2-first one (an RPN, strides 4..64) boxes under 112 px from P2. This is
+    mmdet's rule below with ``finest_scale = 224 * strides[0] / 16 = 14 * strides[0]`` (112
+    and 56), up to the ``eps``.
+
+    With a number, mmdet's ``SingleRoIExtractor.map_roi_levels``:
+    ``floor(log2(sqrt(w h) / finest_scale + 1e-6))`` clamped to the pyramid (boxes under
+    ``2 * finest_scale`` to the first level).
+
+    Args:
+        rois: (R, 5) ``[batch_index, x1, y1, x2, y2]`` in pixels.
+        strides: the pyramid's strides, finest first; with ``finest_scale=None``
+            powers of two, each twice the one before (as detectron2 requires).
+        finest_scale: ``None`` for the author's rule, or mmdet's scale.
+
+    Returns:
+        (R,) int64 level indices in ``[0, len(strides) - 1]``.
+
+    Raises:
+        ValueError: ``finest_scale=None`` and ``strides`` are not such a pyramid.
+    """
+    scale = torch.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
+    if finest_scale is None:
+        min_level = pyramid_min_level(strides)
+        levels = torch.floor(CANONICAL_LEVEL
+                             + torch.log2(scale / CANONICAL_BOX_SIZE + 1e-8)) - min_level
+    else:
+        levels = torch.floor(torch.log2(scale / finest_scale + 1e-6))
+    return levels.clamp(min=0, max=len(strides) - 1).long()
+
+
+def pyramid_min_level(strides: Sequence[int]) -> int:
+    """``log2(strides[0])`` for strides ``2**l, 2**(l+1), ...``; else ``ValueError``."""
+    first = math.log2(strides[0]) if strides and strides[0] > 0 else 0.5
+    if not first.is_integer() or any(s != strides[0] * 2 ** i for i, s in enumerate(strides)):
+        raise ValueError(f'GeneralInstanceDistill: the RoI level rule of the author code '
+                         f'(detectron2 ROIPooler, finest_scale=None) needs strides that are '
+                         f'powers of two, each twice the one before; got {list(strides)}. '
+                         f'Pass finest_scale= (mmdet\'s rule: boxes under 2 * finest_scale '
+                         f'pool from the first level)')
+    return int(first)
 
 
 @MODELS.register_module()
@@ -27,9 +87,11 @@ class GeneralInstanceDistill(DistillComponent):
     (:class:`GeneralInstanceSelector`) to K general instances (GIs) per image; then
 
     * ``loss_feature``: RoIAlign (``roi_size`` x ``roi_size``, sampling ratio 2, aligned)
-      of each GI on the FPN level given by mmdet's ``SingleRoIExtractor.map_roi_levels``
-      (``floor(log2(sqrt(wh) / finest_scale))``), the student's through ``adapter`` when
-      channels differ, :func:`gid_feature_loss` (paper weight 5e-3);
+      of each GI on the FPN level the author code's detectron2 ``ROIPooler`` gives it
+      (:func:`gid_roi_levels`: a 224 px box on the stride-16 level, so on RetinaNet's P3-P7
+      boxes under 224 px pool from P3; or mmdet's rule with an explicit ``finest_scale``),
+      the student's through ``adapter`` when channels differ, :func:`gid_feature_loss`
+      (weight 5e-3);
     * ``loss_relation``: :func:`gid_relation_loss` on the same pooled features (the
       student's without adapter: distances are compared, not features), per image by
       default (paper), batch-wide with ``relation_per_image=False`` (author code); weight 40;
@@ -64,7 +126,11 @@ class GeneralInstanceDistill(DistillComponent):
         response_reg_weight: weight of ``loss_response_reg``.
         relation_per_image: relation loss per image (paper) or over the batch (author).
         roi_size: pooled size (author: 10).
-        finest_scale: mmdet's level-mapping scale (56: < 112 px to the first level).
+        finest_scale: ``None`` (default): the author code's RoI level rule for the head's
+            pyramid (detectron2 ``ROIPooler``; equal to mmdet's rule at
+            ``14 * strides[0]``: 112 on P3-P7, 56 on an RPN's P2-P6). A number: mmdet's
+            ``SingleRoIExtractor`` rule with that ``finest_scale`` (boxes under
+            ``2 * finest_scale`` to the first level), e.g. scaled to smaller anchors.
         adapter: projector config for the student's pooled features when channel counts
             differ (1x1 conv: commutes with RoIAlign, so equals adapting the FPN maps).
         init_cfg: mmengine init config.
@@ -75,7 +141,8 @@ class GeneralInstanceDistill(DistillComponent):
                  selector: dict | GeneralInstanceSelector | None = None,
                  feature_weight: float = 5e-3, relation_weight: float = 40.0,
                  response_cls_weight: float = 0.1, response_reg_weight: float = 0.1,
-                 relation_per_image: bool = True, roi_size: int = 10, finest_scale: int = 56,
+                 relation_per_image: bool = True, roi_size: int = 10,
+                 finest_scale: float | None = None,
                  adapter: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.reader = DenseHeadReader(head)
@@ -93,6 +160,7 @@ class GeneralInstanceDistill(DistillComponent):
         self.response_loss = GIDResponseLoss(response_cls_weight, response_reg_weight)
         self.roi_size = roi_size
         self.finest_scale = finest_scale
+        self.level_strides: tuple[int, ...] = ()
         self.adapter_cfg = adapter or dict(type='densekd.ConvProjector')
         self.adapter: nn.Module | None = None
 
@@ -120,6 +188,9 @@ class GeneralInstanceDistill(DistillComponent):
             raise ValueError(f'GeneralInstanceDistill: feature taps give {len(s_shapes)} / '
                              f'{len(t_shapes)} levels, the head has {len(strides)}')
         s_ch, t_ch = s_shapes[0][1], t_shapes[0][1]
+        self.level_strides = tuple(int(s) for s in strides)
+        if self.finest_scale is None:
+            pyramid_min_level(self.level_strides)  # the author's rule needs a 2x pyramid
         # mmcv's RoIAlign, or on small CPU maps the same values as two matrix products
         # whose weights the student and teacher share (same RoIs, levels and map sizes)
         self.roi_layers = nn.ModuleList(
@@ -130,11 +201,9 @@ class GeneralInstanceDistill(DistillComponent):
                                              out_channels=t_ch))
 
     def map_roi_levels(self, rois: Tensor, num_levels: int) -> Tensor:
-        """FPN level of each RoI, as mmdet's ``SingleRoIExtractor.map_roi_levels``:
-        ``floor(log2(sqrt(w h) / finest_scale + 1e-6))`` clamped to the levels."""
-        scale = torch.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
-        levels = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
-        return levels.clamp(min=0, max=num_levels - 1).long()
+        """Level index of each RoI (R, 5) among the first ``num_levels`` head levels:
+        :func:`gid_roi_levels` with the head's strides and ``finest_scale``."""
+        return gid_roi_levels(rois, self.level_strides[:num_levels], self.finest_scale)
 
     def pool(self, s_feats: list[Tensor], t_feats: list[Tensor],
              rois: Tensor) -> tuple[Tensor, Tensor]:
