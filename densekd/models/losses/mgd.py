@@ -12,8 +12,13 @@ loss receives the student map already at the teacher's channel count.
 Reduction follows the official code (yzd-v/MGD ``FeatureLoss.get_dis_loss``) and MMRazor's
 ``MGDConnector`` + ``MGDLoss``, which agree: the squared error is summed over C*H*W and
 divided by the batch size N; ``alpha`` (``alpha_mgd``, 2e-5 in the one-stage detector
-configs) is this module's ``loss_weight``. The mask is drawn exactly as there:
-``mat = rand(N, 1, H, W); mat = where(mat > 1 - lambda, 0, 1)``.
+configs) is this module's ``loss_weight``. The mask follows the same rule,
+``mat = rand(N, 1, H, W); mat = where(mat > 1 - lambda, 0, 1)``, but is drawn on the device of
+the student map, where the official code draws on the CPU and copies the mask over
+(``torch.rand(...).to(device)``): no host-to-device copy per step and level. On CPU a seed
+gives the official mask; on CUDA the mask has the same distribution, but the CUDA generator
+gives other draws than the CPU one for the same seed, so the official code's masks are not
+reproduced draw for draw. The same seed gives the same mask on the same device type.
 """
 from __future__ import annotations
 
@@ -33,9 +38,12 @@ def random_spatial_mask(n: int, h: int, w: int, ratio: float, *,
                         dtype: torch.dtype = torch.float32) -> Tensor:
     """MGD's random spatial mask: each location is dropped (0) with probability ``ratio``.
 
-    Draws ``u = torch.rand(n, 1, h, w)`` (default dtype, so a fixed seed gives the same mask
-    as the reference code) and keeps a location where ``u <= 1 - ratio``, i.e. the official
-    ``where(u > 1 - lambda, 0, 1)``. ``ratio=0`` keeps everything.
+    Draws ``u = torch.rand(n, 1, h, w)`` in the default dtype on ``device`` and keeps a
+    location where ``u <= 1 - ratio``, i.e. the official ``where(u > 1 - lambda, 0, 1)``.
+    ``ratio=0`` keeps everything. A given seed (or ``generator`` state) gives the same mask
+    on the same device type. On CPU that is the official code's mask; on CUDA it is another
+    draw of the same distribution, because the official code draws on the CPU and moves the
+    mask (``torch.rand(...).to(device)``) while this draws on the device (no copy per call).
 
     Args:
         n: batch size.
@@ -43,7 +51,7 @@ def random_spatial_mask(n: int, h: int, w: int, ratio: float, *,
         w: width.
         ratio: fraction of locations masked, ``lambda_mgd`` in [0, 1].
         generator: optional torch RNG, for reproducible masks.
-        device: device of the mask.
+        device: device of the mask, and of the draw.
         dtype: dtype of the returned mask.
 
     Returns:
@@ -121,7 +129,8 @@ class MGDLoss(nn.Module):
             nn.Conv2d(channels, channels, kernel_size=3, padding=1))
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        """(N, C, H, W) x 2 -> scalar; draws a fresh mask from the global RNG each call."""
+        """(N, C, H, W) x 2 -> scalar; draws a fresh mask each call from the global RNG of
+        the student map's device (see :func:`random_spatial_mask`)."""
         if preds_S.dim() != 4:
             raise ValueError(f'MGDLoss expects (N, C, H, W), got {preds_S.dim()}-d')
         if preds_S.shape[1] != self.channels:

@@ -1,10 +1,10 @@
 """LabelAssistedSegmentor: an mmseg EncoderDecoder that also sees a noised label channel.
 
-Yang et al., "Make a Strong Teacher with Label Assistance: A Novel Knowledge Distillation
-Approach for Semantic Segmentation", ECCV 2024 (arXiv 2407.13254), official code
-``skyshoumeng/Label_Assisted_Distillation`` (``train_baseline.py``). The teacher gets the
-ground truth as privileged input (see :mod:`.label_encoding`); a plain student is then
-distilled from it with the usual components (e.g. ``FeatureMimic`` + CWD on the logits).
+Qiu, Chen, Li, Wan, Xue and Pu, "Make a Strong Teacher with Label Assistance: A Novel
+Knowledge Distillation Approach for Semantic Segmentation", ECCV 2024 (arXiv 2407.13254),
+official code ``skyshoumeng/Label_Assisted_Distillation`` (``train_baseline.py``). The teacher
+gets the ground truth as privileged input (see :mod:`.label_encoding`); a plain student is
+then distilled from it with the usual components (e.g. ``FeatureMimic`` + CWD on the logits).
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Noised label encodings for label-assisted segmentation (LAD).
 
-Yang et al., "Make a Strong Teacher with Label Assistance: A Novel Knowledge Distillation
-Approach for Semantic Segmentation", ECCV 2024 (arXiv 2407.13254). The teacher sees the image
-plus one extra input channel that encodes the ground-truth label map: every pixel of label
-value ``k`` gets one scalar code ``c_k``, plus per-pixel Gaussian noise, times a large scale.
+Qiu, Chen, Li, Wan, Xue and Pu, "Make a Strong Teacher with Label Assistance: A Novel
+Knowledge Distillation Approach for Semantic Segmentation", ECCV 2024 (arXiv 2407.13254).
+The teacher sees the image plus one extra input channel that encodes the ground-truth label
+map: every pixel of label value ``k`` gets one scalar code ``c_k``, plus per-pixel Gaussian
+noise, times a large scale.
 
 With ``K`` classes there are ``K + 1`` label values: ``0..K-1`` and the ignore index, which
 is mapped to its own value ``K`` (the reference maps VOC's ignore to an extra class 21), so
@@ -16,6 +17,14 @@ ignored pixels get a code of their own and are never merged with a class.
 * Distillation / assisted evaluation (:func:`fixed_code_encoding`): the deterministic code
   ``c_k = (k - floor((K + 1) / 2)) * step``; the reference's VOC code ``(k - 11) / 10`` for
   its 22 values is the case ``K + 1 = 22``, ``step = 0.1``. Reference: ``sigma = 0.02``.
+
+Random codes and noise are drawn on the device of the label map, all codes of a batch in one
+call. The reference draws on the CPU, one code per image and value in a Python loop, and
+copies each draw over (``torch.randn(1).cuda()``, ``torch.randn(N, 1, H, W).cuda()``).
+Drawing on the device saves those host-to-device copies; the draws have the same
+distribution, but a seed does not give the reference's values (on CUDA another generator, on
+any device another draw order). The same seed (or generator state) gives the same encoding
+on the same device type.
 """
 from __future__ import annotations
 
@@ -67,7 +76,8 @@ def encode_labels(values: Tensor, codes: Tensor, noise_std: float, scale: float,
         codes: one code per value, (V,) shared by all images or (N, V) per image.
         noise_std: standard deviation of the per-pixel noise, before scaling.
         scale: multiplier of the whole channel.
-        generator: optional random generator for the noise.
+        generator: optional random generator for the noise, on the device of ``values``
+            (the noise is drawn there; see the module docstring).
 
     Returns:
         (N, 1, H, W) float32 encoding.
@@ -92,7 +102,8 @@ def random_code_encoding(values: Tensor, num_values: int, noise_std: float = 0.0
         num_values: ``K + 1`` (classes and the ignore value).
         noise_std: per-pixel noise before scaling (reference 0.03).
         scale: reference 100.
-        generator: optional random generator (codes first, then noise).
+        generator: optional random generator on the device of ``values`` (codes first,
+            then noise; drawn there, not on the CPU as the reference).
 
     Returns:
         (N, 1, H, W) encoding.
