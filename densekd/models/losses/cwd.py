@@ -6,7 +6,12 @@ over H*W, and ``L = tau^2 / C * sum_c KL(phi(y_c^T) || phi(y_c^S))``.
 
 Reduction follows the official code (TorchDistiller ``CriterionCWD``) and MMRazor's
 ``ChannelWiseDivergence``, which agree: the KL is summed over locations and divided by
-``N*C`` (mean over images and channels).
+``N*C`` (mean over images and channels). The detection port the CWD authors point to
+(``pppppM/mmdetection-distiller``, ``mmdet/distillation/losses/cwd.py``) computes the
+cross-entropy ``-tau^2 * sum p_T log p_S / (N*C)`` instead: larger than this KL by the
+teacher's entropy ``tau^2 * sum_{n,c} H(p_T) / (N*C)``, which does not depend on the student,
+so the gradients are the same and only the logged value differs. densekd keeps the KL (zero
+when the student matches the teacher), as the paper's equation and the two codes above.
 """
 from __future__ import annotations
 

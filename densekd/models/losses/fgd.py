@@ -67,6 +67,14 @@ def fgd_masks(boxes: Sequence[Tensor], scales: Sequence[Sequence[float]],
     ``1 / (rows * cols)`` with the unclipped counts; overlapping boxes keep the max.
     ``M_bg = 1[M_fg == 0]``, divided by its sum per image when that is nonzero.
 
+    A box that starts left of or above the grid (``floor(x1) < 0`` or ``floor(y1) < 0``)
+    covers the cells from 0 here, clipped as boxes past the right and bottom edges are in
+    both codes. The official slice starts at that negative index, which Python counts from
+    the far end, so there the box covers no cell (or, if it reaches the last column or row,
+    only the cells from ``W + floor(x1)``): an indexing artefact, not followed (tested).
+    mmdet's pipelines clip boxes to the image (``clip_object_border``), so such boxes are
+    rare, and every box inside the image gets the official mask.
+
     Args:
         boxes: per image a (K, 4) tensor of x1, y1, x2, y2 in pixels; K may be 0.
         scales: per image the (h, w) of the pixel frame the grid spans.
