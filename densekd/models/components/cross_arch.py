@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ..losses._checks import check_choice, check_keys, check_range, check_weight
 from ..losses.cakd import discriminator_loss, generator_loss, gl_loss, pca_loss
 from ..projectors.gl import GLProjector
 from ..projectors.pca import PCAProjector
@@ -95,7 +96,23 @@ class CrossArchDistill(DistillComponent):
         self.mvg_cfg = None if mvg is None else dict(
             dict(prob=0.5, views=('mask', 'crop'), hidden_channels=256, loss_weight=1.0,
                  disc_weight=1.0), **mvg)
-        self.align = align
+        owner = 'CrossArchDistill'
+        for group, cfg, keys in (
+                ('pca', self.pca_cfg, ('p', 'replace', 'value', 'rel_pos_bias', 'loss_weight')),
+                ('gl', self.gl_cfg, ('group_size', 'sharing', 'dropout', 'loss_weight')),
+                ('mvg', self.mvg_cfg,
+                 ('prob', 'views', 'hidden_channels', 'loss_weight', 'disc_weight'))):
+            if cfg is not None:
+                check_keys(owner, group, cfg, keys)
+                for key in ('loss_weight', 'disc_weight'):
+                    if key in cfg:
+                        check_weight(owner, f'{group}.{key}', cfg[key])
+        check_range(owner, 'pca.p', self.pca_cfg['p'], 0.0, 1.0)
+        check_choice(owner, 'pca.value', self.pca_cfg['value'], ('relation', 'mse'))
+        check_range(owner, 'gl.dropout', self.gl_cfg['dropout'], 0.0, 1.0, high_open=True)
+        if self.mvg_cfg is not None:
+            check_range(owner, 'mvg.prob', self.mvg_cfg['prob'], 0.0, 1.0)
+        self.align = check_choice('CrossArchDistill', 'align', align, ('bilinear', 'pool'))
         self.student_taps = [student]
         self.teacher_taps = [p for p in (teacher_attn, teacher_feat) if p is not None]
         self.window_size: int | None = None

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS, TASK_UTILS
 
+from ..losses._checks import check_positive, check_weight
 from ..losses.gid import GIDFeatureLoss, GIDRelationLoss, GIDResponseLoss
 from ..ops import SeparableRoIAlign, separable_roi_align_levels
 from ..selectors.dense_head import DenseHeadReader
@@ -145,6 +146,14 @@ class GeneralInstanceDistill(DistillComponent):
                  finest_scale: float | None = None,
                  adapter: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        for key, value in (('feature_weight', feature_weight),
+                           ('relation_weight', relation_weight),
+                           ('response_cls_weight', response_cls_weight),
+                           ('response_reg_weight', response_reg_weight)):
+            check_weight('GeneralInstanceDistill', key, value)
+        check_positive('GeneralInstanceDistill', 'roi_size', roi_size, 'the pooled size')
+        if finest_scale is not None:
+            check_positive('GeneralInstanceDistill', 'finest_scale', finest_scale)
         self.reader = DenseHeadReader(head)
         self.cls_tap, self.reg_tap = DenseHeadReader.TAPS[head]
         self.student_feat, self.teacher_feat = student_feat, teacher_feat

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ..losses._checks import check_positive, check_weight
 from ..losses.scalekd import scalekd_frequency_loss, scalekd_spatial_loss
 from ..projectors.scalekd import CrossAttentionProjector
 from ..projectors.tokens import align_map, to_map, tokens_to_map
@@ -63,6 +64,14 @@ class ScaleKDDistill(DistillComponent):
             raise ValueError('student_levels and teacher_levels must have the same length')
         n = len(student_levels)
         alpha = [tuple(a) for a in alpha]
+        for i, pair in enumerate(alpha):
+            if len(pair) != 2:
+                raise ValueError(f'ScaleKDDistill: alpha[{i}] must be a pair (alpha_spatial, '
+                                 f'alpha_frequency), got {pair!r}')
+            for j, a in enumerate(pair):
+                check_weight('ScaleKDDistill', f'alpha[{i}][{j}]', a)
+        check_positive('ScaleKDDistill', 'softmax_scale', softmax_scale,
+                       'the logit scale of the projector attention')
         self.alpha = alpha * n if len(alpha) == 1 else alpha
         heads = [num_heads] * n if isinstance(num_heads, int) else list(num_heads)
         if len(self.alpha) != n or len(heads) != n:

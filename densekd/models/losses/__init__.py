@@ -1,4 +1,9 @@
-"""Distillation losses: a pure tensor function plus a registered module per paper."""
+"""Distillation losses: a pure tensor function plus a registered module per paper.
+
+The ``check_*`` helpers validate settings at build (used by every loss and component
+constructor; a plugin's loss can use them too).
+"""
+from ._checks import check_choice, check_keys, check_positive, check_range, check_weight
 from .cakd import GLLoss, PCALoss, discriminator_loss, generator_loss, gl_loss, pca_loss
 from .cwd import ChannelWiseDivergence, channel_wise_divergence
 from .detr_distill import (
@@ -48,6 +53,8 @@ from .scalekd import (
 )
 
 __all__ = [
+    # settings checks
+    'check_choice', 'check_keys', 'check_positive', 'check_range', 'check_weight',
     # CAKD (cross-architecture)
     'GLLoss', 'PCALoss', 'discriminator_loss', 'generator_loss', 'gl_loss', 'pca_loss',
     # CWD

@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_choice, check_weight
+
 __all__ = ['pca_loss', 'gl_loss', 'discriminator_loss', 'generator_loss', 'PCALoss', 'GLLoss']
 
 
@@ -98,10 +100,8 @@ class PCALoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, value: str = 'relation') -> None:
         super().__init__()
-        if value not in ('relation', 'mse'):
-            raise ValueError(f"value must be 'relation' or 'mse', got {value!r}")
-        self.loss_weight = loss_weight
-        self.value = value
+        self.loss_weight = check_weight('PCALoss', 'loss_weight', loss_weight)
+        self.value = check_choice('PCALoss', 'value', value, ('relation', 'mse'))
 
     def forward(self, attn_S: Tensor, attn_T: Tensor, value_S: Tensor,
                 value_T: Tensor) -> Tensor:
@@ -121,7 +121,7 @@ class GLLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('GLLoss', 'loss_weight', loss_weight)
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """(B, C, H, W) x 2 -> scalar."""

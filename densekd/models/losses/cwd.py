@@ -20,6 +20,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_positive, check_weight
+
 __all__ = ['channel_wise_divergence', 'ChannelWiseDivergence']
 
 
@@ -62,8 +64,8 @@ class ChannelWiseDivergence(nn.Module):
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.tau = tau
-        self.loss_weight = loss_weight
+        self.tau = check_positive('ChannelWiseDivergence', 'tau', tau, 'the softmax temperature')
+        self.loss_weight = check_weight('ChannelWiseDivergence', 'loss_weight', loss_weight)
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """(N, C, H, W) x 2 -> scalar."""

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_choice, check_positive, check_weight
+
 __all__ = ['soft_bce_distill_loss', 'binary_entropy', 'box_distill_losses', 'pair_weights',
            'HungarianDistillLoss', 'target_aware_mask', 'target_aware_feature_loss',
            'TargetAwareFeatureLoss']
@@ -123,10 +125,10 @@ class HungarianDistillLoss(nn.Module):
                  giou_weight: float = 2.0, weighting: str | None = 'teacher_score',
                  subtract_entropy: bool = True) -> None:
         super().__init__()
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f'weighting must be one of {WEIGHTINGS}, got {weighting!r}')
-        self.cls_weight, self.l1_weight, self.giou_weight = cls_weight, l1_weight, giou_weight
-        self.weighting = weighting
+        self.weighting = check_choice('HungarianDistillLoss', 'weighting', weighting, WEIGHTINGS)
+        self.cls_weight = check_weight('HungarianDistillLoss', 'cls_weight', cls_weight)
+        self.l1_weight = check_weight('HungarianDistillLoss', 'l1_weight', l1_weight)
+        self.giou_weight = check_weight('HungarianDistillLoss', 'giou_weight', giou_weight)
         self.subtract_entropy = subtract_entropy
 
     def forward(self, student_logits: Tensor, student_boxes: Tensor, teacher_probs: Tensor,
@@ -202,8 +204,10 @@ class TargetAwareFeatureLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, min_value: float = 0.01) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
-        self.min_value = min_value
+        self.loss_weight = check_weight('TargetAwareFeatureLoss', 'loss_weight', loss_weight)
+        # the mask is clamped at min_value and divided by its maximum: > 0 keeps it finite
+        self.min_value = check_positive('TargetAwareFeatureLoss', 'min_value', min_value,
+                                        'the floor of the target-aware mask')
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor, queries: Tensor,
                 quality: Tensor) -> Tensor:

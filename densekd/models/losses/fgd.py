@@ -30,6 +30,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_choice, check_positive, check_weight
+
 __all__ = ['fgd_attention', 'fgd_masks', 'fgd_masks_levels', 'fgd_focal_loss',
            'fgd_attention_loss', 'fgd_global_loss', 'fgd_focal_and_global_losses',
            'fgd_loss_levels', 'GcBlock', 'FGDLoss']
@@ -428,15 +430,13 @@ class FGDLoss(nn.Module):
                  beta_fgd: float = 5e-4, gamma_fgd: float = 1e-3, lambda_fgd: float = 5e-6,
                  box_scale: str = 'batch_input_shape') -> None:
         super().__init__()
-        if box_scale not in BOX_SCALES:
-            raise ValueError(f'FGDLoss: box_scale must be one of {BOX_SCALES}, got {box_scale!r}')
+        self.box_scale = check_choice('FGDLoss', 'box_scale', box_scale, BOX_SCALES)
         self.channels = channels
-        self.temp = temp
-        self.alpha_fgd = alpha_fgd
-        self.beta_fgd = beta_fgd
-        self.gamma_fgd = gamma_fgd
-        self.lambda_fgd = lambda_fgd
-        self.box_scale = box_scale
+        self.temp = check_positive('FGDLoss', 'temp', temp, 'the attention temperature')
+        self.alpha_fgd = check_weight('FGDLoss', 'alpha_fgd', alpha_fgd)
+        self.beta_fgd = check_weight('FGDLoss', 'beta_fgd', beta_fgd)
+        self.gamma_fgd = check_weight('FGDLoss', 'gamma_fgd', gamma_fgd)
+        self.lambda_fgd = check_weight('FGDLoss', 'lambda_fgd', lambda_fgd)
         self.gc_S = GcBlock(channels)
         self.gc_T = GcBlock(channels)
 

@@ -26,6 +26,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_range, check_weight
+
 __all__ = ['gid_feature_loss', 'gid_relation_loss', 'gid_response_loss',
            'normalized_distances', 'GIDFeatureLoss', 'GIDRelationLoss', 'GIDResponseLoss']
 
@@ -147,7 +149,7 @@ class GIDFeatureLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 5e-3) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('GIDFeatureLoss', 'loss_weight', loss_weight)
 
     def forward(self, s_feats: Tensor, t_feats: Tensor) -> Tensor:
         """(R, C, h, w) x2 -> scalar."""
@@ -167,9 +169,9 @@ class GIDRelationLoss(nn.Module):
     def __init__(self, loss_weight: float = 40.0, per_image: bool = True,
                  beta: float = 1.0) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('GIDRelationLoss', 'loss_weight', loss_weight)
         self.per_image = per_image
-        self.beta = beta
+        self.beta = check_range('GIDRelationLoss', 'beta', beta, 0.0, float('inf'))
 
     def forward(self, s_feats: Tensor, t_feats: Tensor, batch_ids: Tensor) -> Tensor:
         """(R, ...) x2 and (R,) image ids -> scalar."""
@@ -183,8 +185,8 @@ class GIDResponseLoss(nn.Module):
 
     def __init__(self, cls_weight: float = 0.1, reg_weight: float = 0.1) -> None:
         super().__init__()
-        self.cls_weight = cls_weight
-        self.reg_weight = reg_weight
+        self.cls_weight = check_weight('GIDResponseLoss', 'cls_weight', cls_weight)
+        self.reg_weight = check_weight('GIDResponseLoss', 'reg_weight', reg_weight)
 
     def forward(self, s_cls: Tensor, t_cls: Tensor, s_reg: Tensor, t_reg: Tensor,
                 mask: Tensor) -> tuple[Tensor, Tensor]:

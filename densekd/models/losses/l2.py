@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_choice, check_weight
+
 __all__ = ['l2_loss', 'L2Loss']
 
 
@@ -61,10 +63,8 @@ class L2Loss(nn.Module):
     def __init__(self, loss_weight: float = 1.0, reduction: str = 'mean',
                  normalize: bool = False) -> None:
         super().__init__()
-        if reduction not in ('mean', 'batchmean'):
-            raise ValueError(f"reduction must be 'mean' or 'batchmean', got {reduction!r}")
-        self.loss_weight = loss_weight
-        self.reduction = reduction
+        self.loss_weight = check_weight('L2Loss', 'loss_weight', loss_weight)
+        self.reduction = check_choice('L2Loss', 'reduction', reduction, ('mean', 'batchmean'))
         self.normalize = normalize
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:

@@ -29,6 +29,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_positive, check_range, check_weight
+
 __all__ = ['random_spatial_mask', 'mgd_loss', 'MGDLoss']
 
 
@@ -117,11 +119,10 @@ class MGDLoss(nn.Module):
     def __init__(self, channels: int, loss_weight: float = 2e-5,
                  mask_ratio: float = 0.65) -> None:
         super().__init__()
-        if not 0.0 <= mask_ratio <= 1.0:
-            raise ValueError(f'mask_ratio must be in [0, 1], got {mask_ratio}')
+        check_positive('MGDLoss', 'channels', channels, 'filled from the teacher map')
         self.channels = channels
-        self.loss_weight = loss_weight
-        self.mask_ratio = mask_ratio
+        self.loss_weight = check_weight('MGDLoss', 'loss_weight', loss_weight)
+        self.mask_ratio = check_range('MGDLoss', 'mask_ratio', mask_ratio, 0.0, 1.0)
         # same layout and attribute name as the official FeatureLoss / MGDConnector
         self.generation = nn.Sequential(
             nn.Conv2d(channels, channels, kernel_size=3, padding=1),

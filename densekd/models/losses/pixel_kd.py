@@ -24,6 +24,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_positive, check_weight
+
 __all__ = ['pixel_wise_kd', 'PixelWiseKD']
 
 
@@ -75,8 +77,8 @@ class PixelWiseKD(nn.Module):
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.tau = tau
-        self.loss_weight = loss_weight
+        self.tau = check_positive('PixelWiseKD', 'tau', tau, 'the softmax temperature')
+        self.loss_weight = check_weight('PixelWiseKD', 'loss_weight', loss_weight)
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """(N, C, h, w) x 2 -> scalar."""

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_weight
+
 __all__ = ['pkd_loss', 'PKDLoss']
 
 
@@ -85,7 +87,7 @@ class PKDLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('PKDLoss', 'loss_weight', loss_weight)
         self.resize_stu = resize_stu
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:

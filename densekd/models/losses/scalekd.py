@@ -24,6 +24,8 @@ from torch import Tensor, nn
 
 from densekd.registry import MODELS
 
+from ._checks import check_weight
+
 __all__ = ['dct_matrix', 'dct2', 'idct2', 'frequency_filter', 'scalekd_spatial_loss',
            'scalekd_frequency_loss', 'ScaleKDSpatialLoss', 'ScaleKDFrequencyLoss']
 
@@ -98,7 +100,7 @@ class ScaleKDSpatialLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('ScaleKDSpatialLoss', 'loss_weight', loss_weight)
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """(B, C, H, W) x 2 -> scalar."""
@@ -113,7 +115,7 @@ class ScaleKDFrequencyLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('ScaleKDFrequencyLoss', 'loss_weight', loss_weight)
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """(B, C, H, W) x 2 -> scalar."""
