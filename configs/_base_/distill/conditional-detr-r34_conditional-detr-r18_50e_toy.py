@@ -13,4 +13,5 @@ model = dict(
         checkpoint='work_dirs/conditional-detr_r34-w32_50e_toy/epoch_50.pth'),
     components=[])
 # student-only checkpoints beside each checkpoint; the teacher's score once, before training
-custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook'),
+                dict(type='densekd.FiniteLossHook')]  # stops at the first NaN/inf loss

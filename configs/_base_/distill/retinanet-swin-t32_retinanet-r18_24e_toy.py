@@ -13,4 +13,5 @@ model = dict(
         # written by: python tools/train.py configs/toy/retinanet_swin-t32_fpn_12e_toy4k.py
         checkpoint='work_dirs/retinanet_swin-t32_fpn_12e_toy4k/epoch_12.pth'),
     components=[])
-custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook'),
+                dict(type='densekd.FiniteLossHook')]  # stops at the first NaN/inf loss

@@ -14,4 +14,5 @@ model = dict(
         # written by: python tools/train.py configs/toy/segformer_mit-b0_4000i_toy4k.py
         checkpoint='work_dirs/segformer_mit-b0_4000i_toy4k/iter_4000.pth'),
     components=[])
-custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook'),
+                dict(type='densekd.FiniteLossHook')]  # stops at the first NaN/inf loss

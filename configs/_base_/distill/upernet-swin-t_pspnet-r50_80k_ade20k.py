@@ -18,4 +18,5 @@ model = dict(
         '20210531_112542-e380ad3e.pth'),
     dry_run_size=(256, 256),
     components=[])
-custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook'),
+                dict(type='densekd.FiniteLossHook')]  # stops at the first NaN/inf loss
