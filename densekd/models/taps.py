@@ -46,13 +46,13 @@ def nearby_module_names(model: nn.Module, path: str, limit: int = 12) -> list[st
     return close[:limit]
 
 
-@TASK_UTILS.register_module()
 def _versions(tensors: list[Tensor]) -> list[int | None]:
     """Version counters; None for inference tensors, which have none (an in-place change
     inside an ``inference_mode`` forward goes unnoticed: use ``clone=True`` there)."""
     return [None if t.is_inference() else t._version for t in tensors]
 
 
+@TASK_UTILS.register_module()
 class ModuleTap:
     """Record the outputs of the module at ``path`` (a ``named_modules()`` name).
 
@@ -71,6 +71,9 @@ class ModuleTap:
         self._recording = False
         self._handle: RemovableHandle | None = None
         self._on_record = None
+        # set by attach(), for the message when nothing is recorded
+        self.owner = 'model'
+        self._children: list[str] = []
 
     def attach(self, model: nn.Module, owner: str = 'model') -> None:
         """Register the forward hook on ``model``'s submodule ``path``."""
@@ -81,6 +84,8 @@ class ModuleTap:
             raise TapError(f'{owner} has no module {self.path!r}; nearby modules: '
                            f'{near}') from None
         self.detach()
+        self.owner = owner
+        self._children = [f'{self.path}.{n}' for n, _ in module.named_children()]
         self._handle = module.register_forward_hook(self._hook)
 
     def detach(self) -> None:
@@ -117,6 +122,28 @@ class ModuleTap:
         self._records = [[fn(t) for t in tensors] for tensors in self._records]
         self._versions = [_versions(tensors) for tensors in self._records]
 
+    def not_recorded_message(self, context: str = 'this forward') -> str:
+        """Why a tap may have recorded nothing, and what to tap instead.
+
+        Forward hooks fire only when a module is *called* (``module(x)``). Besides a forward
+        that does not reach the module, a parent that runs it as ``module.forward(x)`` or
+        through another of its methods (mmdet's detectors call ``head.forward`` and
+        ``head.loss``/``predict`` that way) leaves the hooks silent.
+
+        Args:
+            context: where nothing was recorded, e.g. ``"a dry run of teacher(mode='tensor')"``.
+        """
+        parent = self.path.rpartition('.')[0]
+        parent_desc = f'its parent {parent!r}' if parent else 'the model'
+        children = self._children[:6]
+        instead = f'a submodule that it calls, e.g. {children}, or ' if children else ''
+        return (f'{self.owner} tap {self.path!r} recorded nothing in {context}: the module '
+                'exists but its forward hooks did not fire. Either the forward does not '
+                'reach it (the teacher runs only as far as its taps need), or '
+                f'{parent_desc} runs it as {self.path}.forward(...) or through another of '
+                'its methods (mmdet calls heads that way), so hooks do not fire. Tap '
+                f'{instead}{parent_desc} if it is called normally.')
+
     @property
     def num_calls(self) -> int:
         """How many calls were recorded since the last clear."""
@@ -125,9 +152,7 @@ class ModuleTap:
     def levels(self) -> list[Tensor]:
         """The recorded outputs as a list of levels (see the module docstring)."""
         if not self._records:
-            raise TapError(f'tap {self.path!r} recorded nothing: the module exists but did '
-                           'not run in this forward. Tap a module on the path the forward '
-                           'takes (the teacher runs only as far as its taps need).')
+            raise TapError(self.not_recorded_message())
         for tensors, versions in zip(self._records, self._versions):
             for t, v in zip(tensors, versions):
                 if v is not None and t._version != v:
@@ -202,6 +227,17 @@ class TapSet:
             self._stop_when_complete = False
             for tap in self.taps.values():
                 tap._recording = False
+
+    def check_recorded(self, context: str) -> None:
+        """Raise :class:`TapError` if a tap recorded nothing (see
+        :meth:`ModuleTap.not_recorded_message`).
+
+        Args:
+            context: where, for the message, e.g. ``"a dry run of teacher(mode='tensor')"``.
+        """
+        for tap in self.taps.values():
+            if tap.num_calls == 0:
+                raise TapError(tap.not_recorded_message(context))
 
     def convert(self, fn: Callable[[Tensor], Tensor]) -> None:
         """Apply ``fn`` to every recorded tensor of every tap."""

@@ -185,14 +185,41 @@ class DistillationModel(BaseModel):
             self.teacher.to(memory_format=torch.channels_last)
         self.distill_weight = 1.0
         self.components = nn.ModuleDict()
-        for comp in components:
+        if isinstance(components, dict) or isinstance(components, (str, bytes)) or \
+                not isinstance(components, Sequence):
+            kind = 'dict' if isinstance(components, dict) else type(components).__name__
+            raise TypeError(f'DistillationModel: components must be a list of component '
+                            f'configs; got a {kind} -- wrap it in [...]: '
+                            "components=[dict(type='densekd.FeatureMimic', ...)]")
+        for i, comp in enumerate(components):
             name = None
             if isinstance(comp, dict):
                 comp = dict(comp)
                 name = comp.pop('name', None)
+                if 'type' not in comp:
+                    raise KeyError(f'DistillationModel: components[{i}] has no type; keys: '
+                                   f"{sorted(comp)}. Add type='densekd.FeatureMimic' (or "
+                                   'another component)')
                 name = name or _snake(comp['type'] if isinstance(comp['type'], str)
                                       else comp['type'].__name__)
-                comp = MODELS.build(comp)
+                try:
+                    comp = MODELS.build(comp)
+                except KeyError as err:
+                    from densekd.registry import unregistered_type_hint
+                    hint = unregistered_type_hint(MODELS, comp['type'])
+                    if hint is None:  # the type exists: the error is the component's own
+                        raise
+                    raise KeyError(f'DistillationModel: components[{i}]: {hint}') from err
+            elif not isinstance(comp, nn.Module):
+                raise TypeError(f'DistillationModel: components[{i}] must be a component '
+                                f'config dict or a DistillComponent; got a '
+                                f'{type(comp).__name__} ({comp!r:.60})')
+            if not isinstance(comp, DistillComponent):
+                raise TypeError(
+                    f'DistillationModel: components[{i}] is a {type(comp).__name__}, not a '
+                    'distillation component (a DistillComponent subclass). A loss goes '
+                    "inside a component: dict(type='densekd.FeatureMimic', student=..., "
+                    'teacher=..., loss=dict(...))')
             name = name or _snake(type(comp).__name__)
             base, i = name, 1
             while name in self.components:
