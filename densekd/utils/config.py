@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os.path as osp
+import warnings
 from typing import Any
 
 from mmengine.config import Config, ConfigDict
@@ -141,12 +142,65 @@ def is_distillation_config(cfg: Config) -> bool:
     return str(cfg.get('model', {}).get('type', '')).endswith('DistillationModel')
 
 
+def _is_densekd_type(name: Any, registry_name: str) -> bool:
+    """Whether a config ``type`` (or ``constructor``) names a densekd class.
+
+    True for ``'densekd.X'`` and for un-prefixed names that densekd registers in mmengine's
+    root registry ``registry_name`` (``DistillDistributedDataParallel``,
+    ``DiscriminatorOptimWrapperConstructor``), which plain mmdet/mmseg cannot build.
+    """
+    if isinstance(name, type):
+        return name.__module__.startswith('densekd')
+    if not isinstance(name, str):
+        return False
+    if name.startswith('densekd.'):
+        return True
+    import mmengine.registry as mm_registries
+
+    import densekd.models  # noqa: F401  (fills the root registries with densekd's names)
+    cls = getattr(mm_registries, registry_name).module_dict.get(name)
+    return cls is not None and cls.__module__.startswith('densekd')
+
+
+def _densekd_types_left(node: Any, where: str = '') -> list[str]:
+    """``'key.path: type'`` of every ``densekd.*`` type still in a config tree."""
+    found = []
+    if isinstance(node, dict):
+        node_type = node.get('type')
+        if isinstance(node_type, str) and node_type.startswith('densekd.'):
+            found.append(f'{where or "<root>"}: {node_type}')
+        for key, value in node.items():
+            found += _densekd_types_left(value, f'{where}.{key}' if where else str(key))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            found += _densekd_types_left(value, f'{where}[{i}]')
+    return found
+
+
 def make_student_config(cfg: Config) -> Config:
     """The plain mmdet/mmseg config of the student of a distillation config.
 
-    ``model`` becomes the student's model, ``default_scope`` the student's scope; densekd
-    hooks and imports are dropped and densekd dataset types replaced by their plain
-    equivalents, so the result needs no densekd to build, test or deploy the student.
+    The result trains and tests the student with plain mmdet/mmseg tools, without densekd
+    installed or imported. From the run's config (``runner.cfg``, or the config file):
+
+    * ``model`` becomes the student's model, ``default_scope`` the student's scope;
+    * ``resume=False``, ``load_from=None`` (a resumed or initialised run would otherwise
+      make plain mmengine resume the student checkpoint and fail on its missing
+      ``message_hub``), ``launcher='none'`` (the plain tools set their own);
+    * ``work_dir`` is dropped: the plain tools then default to
+      ``./work_dirs/<config name>``, never the distillation run's dir, whose ``epoch_N.pth``
+      and ``last_checkpoint`` a plain training would overwrite;
+    * ``model_wrapper_cfg`` is dropped if it names densekd's wrapper
+      (``DistillDistributedDataParallel``, set by ``tools/dist_train.sh``); an
+      ``optim_wrapper`` built by a densekd constructor
+      (``DiscriminatorOptimWrapperConstructor``) becomes its ``model`` entry, the student's
+      own optimiser (the discriminator belongs to the distillation);
+    * densekd hooks (``custom_hooks`` types ``densekd.*``) and ``custom_imports`` of
+      densekd modules are dropped, densekd dataset types (also in top-level variables such
+      as ``dataset_type``) replaced by the plain config each declares as ``deploy_cfg``.
+
+    Everything else (data, schedule, evaluators, ``env_cfg``, ``randomness``) is the run's
+    own. A ``densekd.*`` type that survives all this is reported with a warning.
 
     Args:
         cfg: a distillation config whose ``model`` is a ``densekd.DistillationModel``.
@@ -161,14 +215,36 @@ def make_student_config(cfg: Config) -> Config:
     data['model'] = model
     if spec.scope:
         data['default_scope'] = spec.scope
+    data.update(resume=False, load_from=None, launcher='none')
+    data.pop('work_dir', None)
+    wrapper = data.get('model_wrapper_cfg')
+    if isinstance(wrapper, dict) and _is_densekd_type(wrapper.get('type'), 'MODEL_WRAPPERS'):
+        data.pop('model_wrapper_cfg')
+    optim = data.get('optim_wrapper')
+    if isinstance(optim, dict) and _is_densekd_type(optim.get('constructor'),
+                                                     'OPTIM_WRAPPER_CONSTRUCTORS'):
+        if 'model' not in optim:
+            raise KeyError(f'optim_wrapper: constructor {optim["constructor"]!r} without a '
+                           '`model` entry; the student config takes its optimiser from it')
+        data['optim_wrapper'] = optim['model']
     hooks = [h for h in data.get('custom_hooks', []) or []
-             if not str(h.get('type', '')).startswith('densekd.')]
+             if not _is_densekd_type(h.get('type'), 'HOOKS')]
     data['custom_hooks'] = hooks
     imports = data.get('custom_imports')
     if imports:
-        kept = [m for m in imports.get('imports', []) if not m.startswith('densekd')]
+        kept = [m for m in imports.get('imports', [])
+                if m != 'densekd' and not m.startswith('densekd.')]
         if kept:
             data['custom_imports'] = dict(imports, imports=kept)
         else:
             data.pop('custom_imports')
-    return Config(_deploy_types(data))
+    data = _deploy_types(data)
+    for key, value in data.items():  # variables such as dataset_type = 'densekd.ToyDetDataset'
+        if isinstance(value, str) and value.startswith('densekd.'):
+            data[key] = _deploy_types({'type': value})['type']
+    left = _densekd_types_left(data) + [f'{k}: {v}' for k, v in data.items()
+                                        if isinstance(v, str) and v.startswith('densekd.')]
+    if left:
+        warnings.warn('the student config still names densekd types, which plain '
+                      f'mmdet/mmseg cannot build: {"; ".join(left)}', stacklevel=2)
+    return Config(data)
