@@ -1,10 +1,11 @@
-# mmdet runtime for the toy configs (CPU-friendly: no visualisation, checkpoint at the end).
+# mmdet runtime for the toy configs (CPU-friendly: no visualisation). A checkpoint every epoch,
+# the last two kept: a killed run resumes with `tools/train.py CONFIG --resume`.
 default_scope = 'mmdet'
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=-1, save_last=True, max_keep_ckpts=1),
+    checkpoint=dict(type='CheckpointHook', interval=1, save_last=True, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 env_cfg = dict(
     cudnn_benchmark=False,

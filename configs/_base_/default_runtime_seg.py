@@ -1,11 +1,12 @@
-# mmseg runtime for the toy configs.
+# mmseg runtime for the toy configs. A checkpoint every 250 iterations (a 1k schedule saves 4
+# times, about 1 s each on CPU), the last two kept: a killed run resumes with --resume.
 default_scope = 'mmseg'
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=-1, save_last=True,
-                    max_keep_ckpts=1),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250, save_last=True,
+                    max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 env_cfg = dict(
     cudnn_benchmark=False,
