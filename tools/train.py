@@ -1,7 +1,9 @@
 """Train a model from a config: a distillation config or any plain mmdet/mmseg config.
 
     python tools/train.py configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py
-    python tools/train.py CONFIG --resume            # resume the latest checkpoint
+    python tools/train.py CONFIG --resume            # resume the latest checkpoint (or fail)
+    python tools/train.py CONFIG --resume auto       # resume it if there is one, else start
+    python tools/train.py CONFIG --resume CKPT       # resume this checkpoint
     bash tools/dist_train.sh CONFIG 2                # 2 processes (GPUs, or CPU via gloo)
 """
 import argparse
@@ -15,6 +17,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, os.getcwd())  # so custom_imports can name modules of the current project
 import densekd  # noqa: E402,F401  (registries, safe-load allowlist)
 from densekd.utils.launch import setup_launcher, teardown_launcher  # noqa: E402
+from densekd.utils.resume import AUTO, LATEST, ResumeError, resolve_resume  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,8 +26,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
-        help='resume from this checkpoint, or from the latest one in work_dir if none given')
+        '--resume', nargs='?', type=str, const=LATEST, metavar='CKPT|auto',
+        help='resume from the checkpoint named in WORK_DIR/last_checkpoint (an error if there '
+             'is none), from CKPT, or with "auto" from the latest one if any (else start)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config entries, e.g. model.teacher.checkpoint=teacher.pth')
@@ -42,20 +46,24 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    setup_launcher(cfg, args.launcher)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    try:  # checked before any process group exists, so every rank exits cleanly
+        resume_from = resolve_resume(args.resume, osp.abspath(cfg.work_dir))
+    except ResumeError as err:
+        sys.exit(f'error: {err}')
+    if args.resume == AUTO and int(os.environ.get('RANK', '0')) == 0:
+        print(f'--resume auto: resuming from {resume_from}' if resume_from else
+              f'--resume auto: no checkpoint in {cfg.work_dir}, starting from the beginning')
+    if resume_from is not None:
+        cfg.resume = True
+        cfg.load_from = resume_from
+    setup_launcher(cfg, args.launcher)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
     runner = Runner.from_cfg(cfg)
     runner.train()
     teardown_launcher()

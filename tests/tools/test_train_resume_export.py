@@ -1,15 +1,20 @@
 """End to end through tools/train.py on a tiny toy set: the student checkpoint exported
-beside the distillation checkpoint loads in plain mmdet with identical predictions, and a
-resumed run continues with the losses of an uninterrupted one."""
+beside the distillation checkpoint loads in plain mmdet with identical predictions; a
+resumed run continues with the losses of an uninterrupted one; the student config of a
+distributed and of a resumed run trains and tests in plain mmdet (densekd not imported); the
+toy runtime keeps the last two epochs' checkpoints; a truncated last checkpoint is reported
+with the previous one."""
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
+from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DISTILL = osp.join(REPO, 'configs/fitnet/fitnet_fpn_retinanet-r34_retinanet-r18_24e_toy.py')
@@ -143,3 +148,112 @@ def test_exported_student_loads_in_plain_mmdet_with_identical_predictions(
     assert len(plain_out[0][0]) > 0
     for (b1, s1), (b2, s2) in zip(plain_out, distilled_out):
         assert torch.equal(b1, b2) and torch.equal(s1, s2)
+
+
+def run(cmd, **kw):
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    env.update(kw.pop('env', {}))
+    return subprocess.run(cmd, cwd=kw.pop('cwd', REPO), env=env, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+PLAIN_TRAIN_AND_TEST = """
+import json, sys
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+configs, ckpt, work = json.loads(sys.argv[1])
+expected = torch.load(ckpt, map_location='cpu', weights_only=True)['state_dict']
+out = {}
+for name, path in configs.items():
+    cfg = Config.fromfile(path)
+    for key in ('train_dataloader', 'test_dataloader'):
+        cfg[key].batch_size = 2
+        cfg[key].num_workers = 0
+        cfg[key].persistent_workers = False
+        cfg[key].dataset.indices = 2  # two images
+    # test the exported student, as mmdet's tools/test.py does (load_from = the checkpoint)
+    cfg.work_dir, cfg.load_from = f'{work}/{name}_test', ckpt
+    cfg.model.test_cfg.score_thr = 0.0  # an untrained student scores low; keep its boxes
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    state = runner.model.state_dict()
+    assert set(state) == set(expected), set(state) ^ set(expected)
+    assert all(torch.equal(state[k], expected[k]) for k in state)
+    out[name] = dict(metrics=sorted(metrics), launcher=cfg.get('launcher'))
+# and train the student from there with the distributed run's config: one iteration, one
+# checkpoint
+cfg.work_dir = f'{work}/train'
+cfg.train_cfg.max_epochs = 1
+cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+Runner.from_cfg(cfg).train()
+assert 'densekd' not in sys.modules, sorted(m for m in sys.modules if 'densekd' in m)
+print('RESULT', json.dumps(out))
+"""
+
+
+def test_distributed_then_resumed_run_keeps_two_checkpoints_and_a_plain_student_config(
+        tmp_path, teacher_ckpt, tiny_config):
+    # 8 images, batch 2: 2 iterations per epoch over 2 processes, 4 in one; validation last
+    cfg = tiny_config(DISTILL, num_train=8, num_val=4, batch_size=2,
+                      teacher_checkpoint=teacher_ckpt,
+                      extra='train_cfg = dict(max_epochs=3, val_interval=3)\n'
+                            "custom_hooks = [dict(type='densekd.StudentCheckpointHook')]\n")
+    work = tmp_path / 'work'
+    # epoch 1 with 2 gloo processes, as tools/dist_train.sh runs on a machine without GPUs
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    proc = run(['bash', osp.join(REPO, 'tools/dist_train.sh'), cfg, '2', '--work-dir',
+                str(work), '--resume', 'auto', '--cfg-options', 'train_cfg.max_epochs=1'],
+               env=dict(PYTHON=sys.executable, PORT=str(port)))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert f'--resume auto: no checkpoint in {work}, starting from the beginning' in out
+    assert 'Distributed training: True' in out
+    dist_student_cfg = str(tmp_path / 'dist_student_config.py')
+    os.replace(work / 'student_config.py', dist_student_cfg)
+
+    # epochs 2-3 resumed in one process
+    proc = run([sys.executable, osp.join(REPO, 'tools/train.py'), cfg, '--work-dir', str(work),
+                '--resume', 'auto'])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert f'--resume auto: resuming from {work}/epoch_1.pth' in out
+    assert 'Epoch(train) [3][4/4]' in out
+    # a checkpoint per epoch, the last two kept, with their student exports (epoch 1's,
+    # written before the resume, removed with its checkpoint)
+    assert sorted(p.name for p in work.glob('*.pth')) == [
+        'epoch_2.pth', 'epoch_2_student.pth', 'epoch_3.pth', 'epoch_3_student.pth']
+
+    # a truncated last checkpoint: the error names the previous one as the way back
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    data = (work / 'epoch_3.pth').read_bytes()
+    (broken / 'epoch_3.pth').write_bytes(data[:len(data) // 2])
+    (broken / 'epoch_2.pth').write_bytes((work / 'epoch_2.pth').read_bytes())
+    (broken / 'last_checkpoint').write_text(str(broken / 'epoch_3.pth'))
+    proc = run([sys.executable, osp.join(REPO, 'tools/train.py'), cfg, '--work-dir',
+                str(broken), '--resume'])
+    assert proc.returncode == 1, (proc.stdout + proc.stderr)[-4000:]
+    assert f'error: {broken}/epoch_3.pth is not a readable checkpoint (truncated?)' \
+        in proc.stderr
+    assert proc.stderr.strip().endswith(
+        f'Resume from the previous one with --resume {broken}/epoch_2.pth')
+
+    # the student configs, in plain mmdet without densekd: test the exported student
+    # (weights as exported) on 2 images, then train it an iteration
+    configs = {'resumed': str(work / 'student_config.py'), 'dist': dist_student_cfg}
+    proc = run([sys.executable, '-c', PLAIN_TRAIN_AND_TEST,
+                json.dumps([configs, str(work / 'epoch_3_student.pth'), str(tmp_path)])],
+               cwd=str(tmp_path), env=dict(PYTHONPATH=''))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    result = json.loads(proc.stdout.split('RESULT ', 1)[1])
+    for name in configs:
+        assert 'coco/bbox_mAP' in result[name]['metrics']
+        assert result[name]['launcher'] == 'none'
+    assert (tmp_path / 'train' / 'epoch_1.pth').is_file()
+    for path in configs.values():
+        plain = Config.fromfile(path)
+        assert plain.resume is False and plain.load_from is None
+        assert 'model_wrapper_cfg' not in plain and 'work_dir' not in plain
