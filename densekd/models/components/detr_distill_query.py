@@ -77,6 +77,15 @@ def _split_self_attention(own: int, own_mask: Tensor | None, forward: Callable[.
     return torch.cat(outs, dim=1)
 
 
+def _float32(x: Any) -> Any:
+    """``x`` in float32 if it is a half-precision tensor (or a list of them), else as is."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(_float32(t) for t in x)
+    if isinstance(x, Tensor) and x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x
+
+
 @MODELS.register_module()
 class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
     """Query-prior assignment distillation (DETRDistill, ICCV 2023).
@@ -380,10 +389,12 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
             t_cls, t_box = t_reader.predictions(teacher[DECODER_TAP], 'teacher')
         try:
             if self._group_out is not None:      # carried by the student's decoder call
-                hidden, refs, t_ref = self._group_out
+                # made in the student's forward, maybe under autocast: float32 from here
+                hidden, refs, t_ref = (_float32(x) for x in self._group_out)
                 references = decoder_references(self.variant, t_ref, refs)
             else:
-                call = self.group_inputs(s_rec.take('student'), t_rec.take('teacher'))
+                call = {k: _float32(v) for k, v in
+                        self.group_inputs(s_rec.take('student'), t_rec.take('teacher')).items()}
                 with recording_paused(s_reader.recorder.module):
                     out = self.student_model.forward_decoder(**call)
                 hidden, references = out['hidden_states'], out['references']

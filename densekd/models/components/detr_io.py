@@ -28,13 +28,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 __all__ = ['detr_variant', 'matching', 'head_predictions', 'decoder_references',
            'DecoderInputRecorder', 'decoder_call_kwargs', 'recording_paused', 'pixel_boxes',
-           'image_wh', 'DECODER_TAP', 'DetrReader', 'DetrComponentMixin']
+           'clamp_to_image', 'image_wh', 'DECODER_TAP', 'DetrReader', 'DetrComponentMixin']
 
 DECODER_TAP = 'decoder'
 
@@ -80,8 +80,10 @@ def head_predictions(model: nn.Module, decoder_levels: list[Tensor],
     entry = _HEAD_CACHE.get(model)
     if entry is not None and entry[0] is hidden:
         return entry[1]
-    references = decoder_references(detr_variant(model), decoder_kwargs.get('reference_points'),
-                                    refs)
+    initial = decoder_kwargs.get('reference_points')
+    if isinstance(initial, Tensor) and initial.dtype != hidden.dtype:
+        initial = initial.to(hidden.dtype)  # recorded under autocast; hidden is float32
+    references = decoder_references(detr_variant(model), initial, refs)
     out = model.bbox_head(hidden, references)
     _HEAD_CACHE[model] = (hidden, out)
     return out
@@ -103,6 +105,13 @@ def image_wh(img_meta: dict, ref: Tensor) -> Tensor:
     """(2,) tensor ``(w, h)`` of an image's ``img_shape``."""
     h, w = img_meta['img_shape'][:2]
     return ref.new_tensor([w, h], dtype=torch.float32)
+
+
+def clamp_to_image(boxes: Tensor) -> Tensor:
+    """Normalised (cx, cy, w, h) boxes clipped to the image: their (x1, y1, x2, y2) corners
+    clamped to [0, 1], i.e. to ``[0, w] x [0, h]`` in pixels (what DETRDistill's reference
+    does to the teacher's boxes before they are matched and used as targets). (..., 4)."""
+    return bbox_xyxy_to_cxcywh(bbox_cxcywh_to_xyxy(boxes).clamp(0, 1))
 
 
 def pixel_boxes(boxes: Tensor, img_meta: dict) -> Tensor:

@@ -69,6 +69,12 @@ def init_weights_offline(model: nn.Module) -> None:
         model.init_weights()
 
 
+def _float32(levels: list[Tensor]) -> list[Tensor]:
+    """The levels with half-precision tensors (fp16, bf16: an autocast forward's outputs)
+    cast to float32; the casts keep the student's graph."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in levels]
+
+
 def _snake(name: str) -> str:
     name = name.rsplit('.', 1)[-1]
     return re.sub(r'(?<!^)(?=[A-Z][a-z])', '_', name).lower()
@@ -114,6 +120,9 @@ class DistillationModel(BaseModel):
       from them, and a tap that names no module or records nothing fails here.
     * Teacher weights are left out of this model's checkpoints (they come from
       ``teacher.checkpoint``); everything trainable is saved.
+    * Mixed precision (``--amp``: the step's forward under ``torch.autocast``): the models
+      run in the autocast dtype; the components get every fp16/bf16 tap level cast once to
+      float32 and run with autocast off, so their projectors and losses compute in float32.
 
     Args:
         student: ``dict(config=... | model=..., checkpoint=None)``; the checkpoint, if given,
@@ -404,11 +413,14 @@ class DistillationModel(BaseModel):
                     stack.enter_context(comp.student_pass())
             losses = dict(self.student.loss(inputs, data_samples))
         if weight > 0:
-            student = {p: self.student_taps.levels(p) for p in self.student_taps.taps}
-            teacher = {p: self.teacher_taps.levels(p) for p in self.teacher_taps.taps}
-            for name, comp in self.components.items():
-                for key, value in comp(student, teacher, data_samples).items():
-                    losses[f'distill.{name}.{key}'] = value * weight if weight != 1 else value
+            student = {p: _float32(self.student_taps.levels(p)) for p in self.student_taps.taps}
+            teacher = {p: _float32(self.teacher_taps.levels(p)) for p in self.teacher_taps.taps}
+            # the components compute in float32 whatever precision the models ran in
+            with torch.autocast(inputs.device.type, enabled=False):
+                for name, comp in self.components.items():
+                    for key, value in comp(student, teacher, data_samples).items():
+                        losses[f'distill.{name}.{key}'] = value * weight if weight != 1 \
+                            else value
         else:
             params = [p.sum() for p in self.components.parameters() if p.requires_grad]
             if params:  # keeps every trainable parameter in the graph for DDP
