@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 
 from densekd.models.components.detr_distill_feature import select_target_queries
 from densekd.models.components.detr_distill_logits import layer_pairs
-from densekd.models.components.detr_io import head_predictions
+from densekd.models.components.detr_io import clamp_to_image, head_predictions
 from densekd.models.losses.detr_distill import (
     HungarianDistillLoss,
     TargetAwareFeatureLoss,
@@ -302,15 +302,61 @@ def test_student_outputs_unchanged_by_distillation(models, variant):
 
 
 def test_identical_teacher_and_student_give_zero_logits_loss(repo_root):
-    # DINO has no dropout; the student's BN is put in eval so both see the same features
+    # DINO has no dropout; the student's BN is put in eval so both see the same features.
+    # The teacher's boxes are not clipped here: clipped targets differ from the student's
+    # own boxes where those cross the border (see the clamp tests below)
     torch.manual_seed(0)
-    model = build('dino', [COMPONENTS[0]], teacher='configs/toy/dino_r18-w16_24e_toy.py')
+    model = build('dino', [dict(COMPONENTS[0], clamp_teacher_boxes=False)],
+                  teacher='configs/toy/dino_r18-w16_24e_toy.py')
     model.teacher.load_state_dict(model.student.state_dict())
     model.train()
     model.student.backbone.eval()
     losses = model(**batch(model), mode='loss')
     for key in ('loss_logits', 'loss_bbox', 'loss_iou'):
         assert losses[f'distill.logits.{key}'].item() == pytest.approx(0.0, abs=1e-4), key
+
+
+def test_clamp_to_image_is_the_reference_pixel_clip():
+    # the reference: pixel corners (x * w, y * h) clamped to [0, w] x [0, h]; as targets
+    # they are divided by (w, h) again and turned to cxcywh. Re-derived here on a 200 x 100
+    # image for boxes inside, across the right / bottom border and across the top-left corner
+    boxes = torch.tensor([[0.5, 0.5, 0.2, 0.4],     # inside: unchanged
+                          [0.9, 0.5, 0.4, 0.2],     # x2 = 1.1 -> 1.0
+                          [0.1, 0.95, 0.4, 0.3],    # x1 = -0.1 -> 0, y2 = 1.1 -> 1.0
+                          [0.5, 0.5, 1.5, 1.5]])    # larger than the image -> the image
+    w, h = 200.0, 100.0
+    cx, cy, bw, bh = boxes.unbind(-1)
+    x1 = ((cx - bw / 2) * w).clamp(0, w)
+    x2 = ((cx + bw / 2) * w).clamp(0, w)
+    y1 = ((cy - bh / 2) * h).clamp(0, h)
+    y2 = ((cy + bh / 2) * h).clamp(0, h)
+    ref = torch.stack([(x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h], -1)
+    torch.testing.assert_close(clamp_to_image(boxes), ref)
+    # by hand
+    torch.testing.assert_close(clamp_to_image(boxes), torch.tensor([
+        [0.5, 0.5, 0.2, 0.4], [0.85, 0.5, 0.3, 0.2], [0.15, 0.9, 0.3, 0.2],
+        [0.5, 0.5, 1.0, 1.0]]))
+
+
+@pytest.mark.parametrize('clamp', [True, False])
+def test_logits_targets_are_the_teachers_boxes_clipped_to_the_image(models, clamp):
+    model = models['deformable-detr']
+    comp = model.components['logits']
+    seen = []
+    handle = comp.loss.register_forward_pre_hook(lambda m, args: seen.append(args[3].clone()))
+    comp.clamp_teacher_boxes = clamp
+    try:
+        model.train()
+        with torch.no_grad():
+            model(**batch(model, num_items=(3, 1), seed=3), mode='loss')
+    finally:
+        handle.remove()
+        comp.clamp_teacher_boxes = True
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+    corners = bbox_cxcywh_to_xyxy(torch.cat(seen))
+    inside = ((corners >= -1e-6) & (corners <= 1 + 1e-6)).all(-1)
+    # the random toy teacher predicts boxes across the border: clipped only with the clamp
+    assert bool(inside.all()) == clamp, inside.float().mean()
 
 
 def test_query_prior_targets_all_background_without_gt(models):

@@ -12,7 +12,7 @@ from densekd.registry import MODELS, TASK_UTILS
 from ..losses.detr_distill import HungarianDistillLoss
 from ..matchers import HungarianMatcher
 from .base import DistillComponent, TapLevels
-from .detr_io import DECODER_TAP, DetrComponentMixin, image_wh
+from .detr_io import DECODER_TAP, DetrComponentMixin, clamp_to_image, image_wh
 
 __all__ = ['DETRLogitsDistill', 'layer_pairs']
 
@@ -57,7 +57,9 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
     Reads both models' ``decoder`` taps and the head predictions made from them
     (:func:`head_predictions`, shared with the other DETRDistill components); DINO's
     denoising queries are dropped. Student and teacher may be different DETR
-    variants but must predict the same classes.
+    variants but must predict the same classes. The teacher's boxes are clipped to the
+    image before they are matched and used as targets (``clamp_teacher_boxes``, as the
+    reference's ``_get_teacher_bboxes_distill_single``); the student's are not.
 
     Example::
 
@@ -68,12 +70,15 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
         matcher: :class:`HungarianMatcher` or its config; default the paper's costs.
         loss: :class:`HungarianDistillLoss` or its config.
         layers: layer mapping (:func:`layer_pairs`): ``'last'``, ``'final'`` or pairs.
+        clamp_teacher_boxes: clip the teacher's boxes to the image (:func:`clamp_to_image`)
+            before matching and as targets (reference behaviour).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, matcher: dict | HungarianMatcher | None = None,
                  loss: dict | nn.Module | None = None,
                  layers: str | Sequence[Sequence[int]] = 'last',
+                 clamp_teacher_boxes: bool = True,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.student_taps = [DECODER_TAP]
@@ -84,6 +89,7 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
         self.loss = MODELS.build(loss) if isinstance(loss, dict) else \
             (loss or HungarianDistillLoss())
         self.layers = layers
+        self.clamp_teacher_boxes = clamp_teacher_boxes
 
     def bind(self, student: nn.Module, teacher: nn.Module) -> None:
         """Check both are DETR-family detectors with the same classes; hook the decoders."""
@@ -121,6 +127,8 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
         with torch.no_grad():
             t_cls, t_box = t_reader.predictions(teacher[DECODER_TAP], 'teacher')
             t_prob = t_cls.float().sigmoid()
+            if self.clamp_teacher_boxes:
+                t_box = clamp_to_image(t_box.float())
             wh = torch.stack([image_wh(m, s_box) for m in img_metas])
         s_reader.clear()
         t_reader.clear()
