@@ -531,3 +531,90 @@ def test_query_group_rides_only_in_a_distillation_step(repo_root):
     assert not comp._armed and comp.readers[1].recorder.kwargs is None
     assert seen == [model.student.num_queries, model.teacher.num_queries]
     assert attn.__dict__['forward'] is wrapper
+
+
+@pytest.mark.parametrize('weighting', ['teacher_score', None])
+def test_hungarian_loss_over_layers_is_the_sum_of_per_layer_losses(weighting):
+    g = torch.Generator().manual_seed(7)
+    layers, n, c = 3, 5, 4
+    logits = torch.randn(layers, n, c, generator=g, requires_grad=True)
+    boxes = torch.cat([torch.rand(layers, n, 2, generator=g) * 0.6 + 0.2,
+                       torch.rand(layers, n, 2, generator=g) * 0.3 + 0.05], -1)
+    boxes.requires_grad_(True)
+    probs = torch.rand(layers, n, c, generator=g)
+    t_boxes = torch.cat([torch.rand(layers, n, 2, generator=g) * 0.6 + 0.2,
+                         torch.rand(layers, n, 2, generator=g) * 0.3 + 0.05], -1)
+    wh = torch.tensor([200.0, 100.0]).expand(layers, n, 2)
+    loss = HungarianDistillLoss(weighting=weighting)
+    batched = loss(logits, boxes, probs, t_boxes, wh)
+    per_layer = [loss(logits[i], boxes[i], probs[i], t_boxes[i], wh[i]) for i in range(layers)]
+    for key, value in batched.items():
+        expected = sum(out[key] for out in per_layer)
+        torch.testing.assert_close(value, expected)
+        # loss_logits does not depend on the boxes, the box losses not on the logits
+        g1 = torch.autograd.grad(value, (logits, boxes), retain_graph=True, allow_unused=True)
+        g2 = torch.autograd.grad(expected, (logits, boxes), retain_graph=True, allow_unused=True)
+        assert [a is None for a in g1] == [b is None for b in g2] != [True, True]
+        for a, b in zip(g1, g2):
+            if a is not None:
+                torch.testing.assert_close(a, b)
+
+
+class _FixedReader:
+    """Stands in for a DetrReader: fixed head predictions (L, B, Q, C), (L, B, Q, 4)."""
+
+    def __init__(self, cls, boxes):
+        self.cls, self.boxes = cls, boxes
+
+    def predictions(self, levels, owner):
+        return self.cls, self.boxes
+
+    def clear(self):
+        pass
+
+
+@pytest.mark.parametrize('qs,qt,layers', [(6, 6, 'last'), (5, 7, 'last'), (7, 4, 'last'),
+                                          (6, 6, 'final'), (6, 6, [(0, 2), (-1, -1)])])
+def test_logits_component_equals_per_layer_per_image_matching(qs, qt, layers):
+    # the batched matching and loss against the per-(layer pair, image) form: one matcher
+    # call per image, the loss per layer pair, summed (clipped teacher boxes in both)
+    from densekd.models.components.detr_distill_logits import DETRLogitsDistill
+    from densekd.models.matchers import HungarianMatcher
+    g = torch.Generator().manual_seed(qs * 100 + qt)
+    ls_, lt_, b, c = 3, 4, 2, 5
+    s_cls = torch.randn(ls_, b, qs, c, generator=g, requires_grad=True)
+    s_box = torch.cat([torch.rand(ls_, b, qs, 2, generator=g),
+                       torch.rand(ls_, b, qs, 2, generator=g) * 0.4 + 0.05], -1)
+    s_box.requires_grad_(True)
+    t_cls = torch.randn(lt_, b, qt, c, generator=g)
+    t_box = torch.cat([torch.rand(lt_, b, qt, 2, generator=g),
+                       torch.rand(lt_, b, qt, 2, generator=g) * 0.4 + 0.05], -1)
+    samples = [DetDataSample(metainfo=dict(img_shape=(100, 200))),
+               DetDataSample(metainfo=dict(img_shape=(128, 96)))]
+    comp = DETRLogitsDistill(layers=layers)
+    comp._readers = (_FixedReader(s_cls, s_box), _FixedReader(t_cls, t_box))
+    out = comp({'decoder': None}, {'decoder': None}, samples)
+
+    matcher, loss = HungarianMatcher(), HungarianDistillLoss()
+    t_prob, t_clip = t_cls.sigmoid(), clamp_to_image(t_box)
+    expected = {}
+    for sl, tl in layer_pairs(ls_, lt_, layers):
+        idx = []
+        for i, ds in enumerate(samples):
+            si, ti = matcher(s_cls[sl, i].detach(), s_box[sl, i].detach(), t_prob[tl, i],
+                             t_clip[tl, i], ds.metainfo['img_shape'])
+            idx.append((torch.full_like(si, i), si, ti))
+        img, si, ti = (torch.cat(x) for x in zip(*idx))
+        h_w = torch.tensor([ds.metainfo['img_shape'] for ds in samples], dtype=torch.float32)
+        for key, value in loss(s_cls[sl][img, si], s_box[sl][img, si], t_prob[tl][img, ti],
+                               t_clip[tl][img, ti], h_w.flip(-1)[img]).items():
+            expected[key] = expected.get(key, 0) + value
+    assert out.keys() == expected.keys()
+    for key in out:
+        torch.testing.assert_close(out[key], expected[key])
+        grads = [torch.autograd.grad(v, (s_cls, s_box), retain_graph=True, allow_unused=True)
+                 for v in (out[key], expected[key])]
+        for a, e in zip(*grads):
+            assert (a is None) == (e is None)
+            if a is not None:
+                torch.testing.assert_close(a, e)

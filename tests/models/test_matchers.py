@@ -10,6 +10,7 @@ from densekd.models.matchers import (
     GIoUCost,
     HungarianMatcher,
     SoftClassificationCost,
+    batched_linear_assignment,
     linear_assignment,
     soft_bce_cost,
 )
@@ -115,3 +116,37 @@ def test_soft_bce_cost_matches_the_reference_formulation():
     neg = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction='none')
     ref = torch.einsum('nc,mc->nm', pos, probs) + torch.einsum('nc,mc->nm', neg, 1 - probs)
     torch.testing.assert_close(soft_bce_cost(logits, probs), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('p,t', [(5, 7), (7, 5), (6, 6)])
+def test_match_batch_equals_one_matching_per_matrix(p, t):
+    # 6 matchings (e.g. 3 decoder layers x 2 images), each image its own size: the batched
+    # cost matrices and assignments equal the per-image matcher's (random costs: no ties)
+    g = torch.Generator().manual_seed(p * 10 + t)
+    n, c = 6, 4
+    logits = torch.randn(n, p, c, generator=g)
+    boxes = torch.cat([torch.rand(n, p, 2, generator=g) * 0.6 + 0.2,
+                       torch.rand(n, p, 2, generator=g) * 0.3 + 0.05], -1)
+    probs = torch.rand(n, t, c, generator=g)
+    t_boxes = torch.cat([torch.rand(n, t, 2, generator=g) * 0.6 + 0.2,
+                         torch.rand(n, t, 2, generator=g) * 0.3 + 0.05], -1)
+    hw = torch.tensor([[100, 200], [128, 96]] * 3)
+    matcher = HungarianMatcher()
+    rows, cols = matcher.match_batch(logits, boxes, probs, t_boxes, hw)
+    assert rows.shape == cols.shape == (n, min(p, t)) and rows.dtype == torch.long
+    cost = matcher.cost_matrix(logits, boxes, probs, t_boxes, hw)
+    for i in range(n):
+        shape = tuple(hw[i].tolist())
+        torch.testing.assert_close(cost[i], matcher.cost_matrix(
+            logits[i], boxes[i], probs[i], t_boxes[i], shape))
+        r, cl = matcher(logits[i], boxes[i], probs[i], t_boxes[i], shape)
+        assert rows[i].tolist() == r.tolist() and cols[i].tolist() == cl.tolist()
+
+
+def test_batched_linear_assignment_empty_and_invalid():
+    rows, cols = batched_linear_assignment(torch.zeros(3, 0, 4))
+    assert rows.shape == cols.shape == (3, 0)
+    with pytest.raises(ValueError, match='NaN'):
+        batched_linear_assignment(torch.tensor([[[1.0, 2.0]], [[float('inf'), 0.0]]]))
+    with pytest.raises(ValueError, match=r'\(N, P, T\)'):
+        batched_linear_assignment(torch.zeros(3, 4))

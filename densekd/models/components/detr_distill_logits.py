@@ -101,24 +101,29 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
 
     @torch.no_grad()
     def match(self, s_cls: Tensor, s_box: Tensor, t_prob: Tensor, t_box: Tensor,
-              img_metas: list[dict]) -> tuple[Tensor, Tensor, Tensor]:
-        """Matched indices of one layer pair: ``(image, student query, teacher query)``.
+              img_hw: Tensor) -> tuple[Tensor, Tensor]:
+        """Matched query indices of every layer pair and image, in one matcher call.
 
         Args:
-            s_cls, s_box: (B, Qs, C), (B, Qs, 4) student logits and boxes.
-            t_prob, t_box: (B, Qt, C), (B, Qt, 4) teacher probabilities and boxes.
+            s_cls, s_box: (L, B, Qs, C), (L, B, Qs, 4) student logits and boxes of the
+                pairs' student layers.
+            t_prob, t_box: (L, B, Qt, C), (L, B, Qt, 4) teacher probabilities and boxes.
+            img_hw: (B, 2) image ``(h, w)``.
+
+        Returns:
+            ``(student query, teacher query)``: (L, B, min(Qs, Qt)) each.
         """
-        img, s_idx, t_idx = [], [], []
-        for b, meta in enumerate(img_metas):
-            si, ti = self.matcher(s_cls[b], s_box[b], t_prob[b], t_box[b], meta['img_shape'])
-            img.append(torch.full_like(si, b))
-            s_idx.append(si)
-            t_idx.append(ti)
-        return torch.cat(img), torch.cat(s_idx), torch.cat(t_idx)
+        layers, b = s_cls.shape[:2]
+        s_idx, t_idx = self.matcher.match_batch(
+            s_cls.flatten(0, 1), s_box.flatten(0, 1), t_prob.flatten(0, 1),
+            t_box.flatten(0, 1), img_hw.repeat(layers, 1))
+        return s_idx.view(layers, b, -1), t_idx.view(layers, b, -1)
 
     def forward(self, student: TapLevels, teacher: TapLevels,
                 data_samples: list[Any] | None = None) -> dict[str, Tensor]:
-        """``loss_logits``, ``loss_bbox``, ``loss_iou`` summed over the layer pairs."""
+        """``loss_logits``, ``loss_bbox``, ``loss_iou`` summed over the layer pairs: every
+        layer pair and image matched in one call (:meth:`match`), the losses of all pairs in
+        one call with a normaliser per layer pair."""
         if data_samples is None:
             raise ValueError('DETRLogitsDistill needs the data samples (image metas)')
         img_metas = [ds.metainfo for ds in data_samples]
@@ -126,18 +131,25 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
         s_cls, s_box = s_reader.predictions(student[DECODER_TAP], 'student')
         with torch.no_grad():
             t_cls, t_box = t_reader.predictions(teacher[DECODER_TAP], 'teacher')
-            t_prob = t_cls.float().sigmoid()
-            if self.clamp_teacher_boxes:
-                t_box = clamp_to_image(t_box.float())
-            wh = torch.stack([image_wh(m, s_box) for m in img_metas])
         s_reader.clear()
         t_reader.clear()
-        losses: dict[str, Tensor] = {}
-        for ls, lt in layer_pairs(s_cls.shape[0], t_cls.shape[0], self.layers):
-            img, si, ti = self.match(s_cls[ls].detach(), s_box[ls].detach(), t_prob[lt],
-                                     t_box[lt], img_metas)
-            out = self.loss(s_cls[ls][img, si], s_box[ls][img, si], t_prob[lt][img, ti],
-                            t_box[lt][img, ti], wh[img])
-            for key, value in out.items():
-                losses[key] = losses[key] + value if key in losses else value
-        return losses
+        pairs = layer_pairs(s_cls.shape[0], t_cls.shape[0], self.layers)
+        ls = torch.tensor([p[0] for p in pairs], device=s_cls.device)
+        with torch.no_grad():
+            lt = torch.tensor([p[1] for p in pairs], device=s_cls.device)
+            t_prob = t_cls[lt].float().sigmoid()
+            t_box = t_box[lt].float()
+            if self.clamp_teacher_boxes:
+                t_box = clamp_to_image(t_box)
+            wh = torch.stack([image_wh(m, s_box) for m in img_metas])    # (B, 2)
+            s_idx, t_idx = self.match(s_cls[ls].detach(), s_box[ls].detach(), t_prob, t_box,
+                                      wh.flip(-1))
+        # (L, B, m) gathers: layer pair, image, matched query
+        layer = torch.arange(len(pairs), device=s_cls.device)[:, None, None]
+        img = torch.arange(len(img_metas), device=s_cls.device)[None, :, None]
+        out = self.loss(s_cls[ls[layer], img, s_idx].flatten(1, 2),
+                        s_box[ls[layer], img, s_idx].flatten(1, 2),
+                        t_prob[layer, img, t_idx].flatten(1, 2),
+                        t_box[layer, img, t_idx].flatten(1, 2),
+                        wh[img.expand_as(s_idx)].flatten(1, 2))
+        return dict(out)

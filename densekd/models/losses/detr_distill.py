@@ -39,20 +39,22 @@ def binary_entropy(p: Tensor) -> Tensor:
 
 
 def pair_weights(teacher_probs: Tensor, weighting: str | None) -> Tensor:
-    """Per-pair weight: ``max_c p_t,c`` (``'teacher_score'``) or 1 (``None``). (N, C) -> (N,)."""
+    """Per-pair weight: ``max_c p_t,c`` (``'teacher_score'``) or 1 (``None``).
+    (..., N, C) -> (..., N)."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f'weighting must be one of {WEIGHTINGS}, got {weighting!r}')
     if weighting is None:
-        return teacher_probs.new_ones(teacher_probs.shape[0])
-    return teacher_probs.max(-1).values if teacher_probs.numel() else \
-        teacher_probs.new_zeros(teacher_probs.shape[0])
+        return teacher_probs.new_ones(teacher_probs.shape[:-1])
+    return teacher_probs.amax(-1) if teacher_probs.numel() else \
+        teacher_probs.new_zeros(teacher_probs.shape[:-1])
 
 
 def _normaliser(weights: Tensor, weighting: str | None) -> Tensor:
-    """The pairs' weight sum (``weighting=None``: their number, at least 1), averaged over
-    the processes of a distributed run as the reference does with its number of matches:
-    DDP then averages each process's ``sum / mean_total``, i.e. the global weighted mean."""
-    total = reduce_mean(weights.sum().float())
+    """The pairs' weight sum over the last dim, (..., N) -> (...) (``weighting=None``:
+    their number, at least 1), averaged over the processes of a distributed run as the
+    reference does with its number of matches: DDP then averages each process's
+    ``sum / mean_total``, i.e. the global weighted mean. One collective for all groups."""
+    total = reduce_mean(weights.sum(-1).float())
     return total.clamp(min=1.0) if weighting is None else total.clamp(min=1e-6)
 
 
@@ -60,6 +62,9 @@ def soft_bce_distill_loss(student_logits: Tensor, teacher_probs: Tensor,
                           weights: Tensor | None = None, avg_factor: float | Tensor = 1.0,
                           subtract_entropy: bool = True) -> Tensor:
     """Logits distillation on matched pairs, (N, C) logits and (N, C) teacher probs -> scalar.
+
+    With leading group dims, (..., N, C) inputs, (..., N) weights and a (...) ``avg_factor``,
+    each group is divided by its own factor and the groups are summed.
 
     ``sum_n w_n sum_c [BCE(x_nc, p_nc) - H(p_nc)] / avg_factor`` with
     ``BCE(x, p) = softplus(x) - x p``. Subtracting the target entropy ``H(p)`` (a constant:
@@ -77,13 +82,16 @@ def soft_bce_distill_loss(student_logits: Tensor, teacher_probs: Tensor,
     loss = loss.sum(-1)
     if weights is not None:
         loss = loss * weights
-    return loss.sum() / avg_factor
+    return (loss.sum(-1) / avg_factor).sum()
 
 
 def box_distill_losses(student_boxes: Tensor, teacher_boxes: Tensor, img_wh: Tensor,
                        weights: Tensor | None = None,
                        avg_factor: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
     """L1 and GIoU losses on matched boxes: (N, 4) normalised cxcywh each -> two scalars.
+
+    With leading group dims ((..., N, 4) boxes, (..., N, 2) sizes, (..., N) weights, (...)
+    ``avg_factor``) each group is divided by its own factor and the groups are summed.
 
     L1 on normalised (cx, cy, w, h), summed over the 4 coordinates; GIoU loss ``1 - GIoU``
     on pixel (x1, y1, x2, y2) boxes (``img_wh``: (N, 2) image width and height of each
@@ -95,13 +103,13 @@ def box_distill_losses(student_boxes: Tensor, teacher_boxes: Tensor, img_wh: Ten
         return zero, zero.clone()
     s, t = student_boxes.float(), teacher_boxes.float()
     l1 = (s - t).abs().sum(-1)
-    factor = img_wh.float().repeat(1, 2)
+    factor = torch.cat([img_wh.float(), img_wh.float()], -1)
     giou = bbox_overlaps(bbox_cxcywh_to_xyxy(s) * factor, bbox_cxcywh_to_xyxy(t) * factor,
                          mode='giou', is_aligned=True)
     iou_loss = 1 - giou
     if weights is not None:
         l1, iou_loss = l1 * weights, iou_loss * weights
-    return l1.sum() / avg_factor, iou_loss.sum() / avg_factor
+    return (l1.sum(-1) / avg_factor).sum(), (iou_loss.sum(-1) / avg_factor).sum()
 
 
 @MODELS.register_module()
@@ -133,7 +141,9 @@ class HungarianDistillLoss(nn.Module):
 
     def forward(self, student_logits: Tensor, student_boxes: Tensor, teacher_probs: Tensor,
                 teacher_boxes: Tensor, img_wh: Tensor) -> dict[str, Tensor]:
-        """Matched pairs of one decoder layer, all images together.
+        """Matched pairs of one decoder layer, all images together; or of L layers at
+        once, with a leading (L,) dim on every input: each layer has its own normaliser
+        and the layers' losses are summed.
 
         Args:
             student_logits: (N, C).

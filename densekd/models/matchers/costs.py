@@ -8,6 +8,8 @@ Every cost term has the same call signature, so a matcher sums any list of them:
 teacher's sigmoid probabilities; boxes are normalised ``(cx, cy, w, h)`` in [0, 1];
 ``img_shape`` is ``(h, w)`` in pixels (used by the GIoU term, which is not invariant to a
 change of aspect ratio, so it is computed in pixels like mmdet's and the reference's).
+Every input may carry the same leading batch dims, (..., P, C) and so on, for many
+matchings at once; ``img_shape`` is then one ``(h, w)`` or a (..., 2) tensor of them.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def soft_bce_cost(pred_logits: Tensor, target_scores: Tensor) -> Tensor:
     """
     x = pred_logits.float()
     t = target_scores.float()
-    return F.softplus(x).sum(-1, keepdim=True) - x @ t.t()
+    return F.softplus(x).sum(-1, keepdim=True) - x @ t.transpose(-1, -2)
 
 
 class _Cost:
@@ -83,7 +85,11 @@ class GIoUCost(_Cost):
 
     def cost(self, pred_logits, pred_boxes, target_scores, target_boxes, img_shape):
         p, t = bbox_cxcywh_to_xyxy(pred_boxes.float()), bbox_cxcywh_to_xyxy(target_boxes.float())
-        if img_shape is not None:
+        if isinstance(img_shape, Tensor):   # (..., 2) (h, w), one per matching
+            wh = img_shape.to(p).flip(-1)
+            factor = torch.cat([wh, wh], -1)
+            p, t = p * factor[..., None, :], t * factor[..., None, :]
+        elif img_shape is not None:
             h, w = img_shape[:2]
             factor = p.new_tensor([w, h, w, h])
             p, t = p * factor, t * factor
