@@ -403,6 +403,15 @@ def test_query_prior_loss_equals_mmdet_loss_under_the_same_assignment(models):
                                    [s.metainfo for s in samples])
     for a, b in zip(ours, ref):
         assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    # three decoder layers in one call: the sum of the layers' losses
+    layers_cls = torch.stack([cls, cls.flip(1), cls * 0.5])
+    layers_boxes = torch.stack([boxes, boxes.flip(1), boxes * 0.9])
+    together = comp.layer_loss(layers_cls, layers_boxes, *targets,
+                               [s.metainfo for s in samples])
+    for i, value in enumerate(together):
+        expected = sum(comp.layer_loss(c, b, *targets, [s.metainfo for s in samples])[i]
+                       for c, b in zip(layers_cls, layers_boxes))
+        assert value.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def _normaliser_worker(rank: int, port: int, queue) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import types
 import weakref
 from collections.abc import Callable, Iterator
@@ -316,63 +317,77 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
                         data_samples: list[Any]) -> tuple[Tensor, ...]:
         """The teacher's assignment of its queries to GT, as training targets.
 
+        The teacher head's assigner runs per image (mmdet's); the targets are then written
+        with masks (no boolean indexing).
+
         Args:
             t_cls, t_box: (B, Q, C) logits and (B, Q, 4) boxes of the teacher's last layer.
 
         Returns:
             ``labels (B*Q,)`` (``num_classes`` = background), ``bbox_targets (B*Q, 4)``
-            normalised cxcywh, ``bbox_weights (B*Q, 4)``, number of positives.
+            normalised cxcywh, ``bbox_weights (B*Q, 4)``, number of positives (0-d tensor).
         """
         assigner = self.teacher_model.bbox_head.assigner
         num_classes = self.student_model.bbox_head.num_classes
-        labels, targets, weights = [], [], []
+        labels, targets = [], []
         for b, ds in enumerate(data_samples):
             meta, gt = ds.metainfo, ds.gt_instances
             gt_boxes = get_box_tensor(gt.bboxes).to(t_box.device).float()
+            gt_labels = gt.labels.to(t_box.device)
+            if len(gt_boxes) == 0:
+                labels.append(gt_labels.new_full((t_box.shape[1],), num_classes))
+                targets.append(t_box.new_zeros(t_box.shape[1], 4))
+                continue
             pred = InstanceData(scores=t_cls[b], bboxes=pixel_boxes(t_box[b], meta))
-            gt_inst = InstanceData(bboxes=gt_boxes, labels=gt.labels.to(t_box.device))
+            gt_inst = InstanceData(bboxes=gt_boxes, labels=gt_labels)
             gt_inds = assigner.assign(pred_instances=pred, gt_instances=gt_inst,
                                       img_meta=meta).gt_inds
+            matched = (gt_inds - 1).clamp(min=0)
             pos = gt_inds > 0
-            lab = torch.full_like(gt_inds, num_classes)
-            lab[pos] = gt_inst.labels[gt_inds[pos] - 1].to(lab.dtype)
-            tgt = t_box.new_zeros(t_box.shape[1], 4)
-            wgt = t_box.new_zeros(t_box.shape[1], 4)
+            labels.append(torch.where(pos, gt_labels[matched], num_classes))
             factor = image_wh(meta, t_box).repeat(2)
-            tgt[pos] = bbox_xyxy_to_cxcywh(gt_boxes[gt_inds[pos] - 1] / factor)
-            wgt[pos] = 1.0
-            labels.append(lab)
-            targets.append(tgt)
-            weights.append(wgt)
-        return torch.cat(labels), torch.cat(targets), torch.cat(weights), \
-            sum(int((lab < num_classes).sum()) for lab in labels)
+            targets.append(torch.where(pos[:, None],
+                                       bbox_xyxy_to_cxcywh(gt_boxes[matched] / factor), 0.0))
+        labels, targets = torch.cat(labels), torch.cat(targets)
+        pos = labels < num_classes
+        return labels, targets, pos[:, None].expand(-1, 4).to(targets.dtype), pos.sum()
 
     def layer_loss(self, cls: Tensor, boxes: Tensor, labels: Tensor, bbox_targets: Tensor,
-                   bbox_weights: Tensor, num_pos: int,
+                   bbox_weights: Tensor, num_pos: int | Tensor,
                    img_metas: list[dict]) -> tuple[Tensor, Tensor, Tensor]:
-        """The student head's losses of one layer with fixed targets; mirrors mmdet's
-        ``DETRHead.loss_by_feat_single`` (avg factors, pixel GIoU, QFL's IoU targets)."""
+        """The student head's losses with fixed targets; mirrors mmdet's
+        ``DETRHead.loss_by_feat_single`` (avg factors, pixel GIoU, QFL's IoU targets).
+
+        ``cls`` (..., B, Q, C) and ``boxes`` (..., B, Q, 4) may carry leading decoder-layer
+        dims: every layer has the same targets and avg factors, so the sum over layers of
+        each layer's losses is one call on all their rows. The avg factors stay tensors (no
+        host read)."""
         head = self.student_model.bbox_head
+        num_layers = math.prod(cls.shape[:-3])
         num_total = labels.numel()
         cls = cls.reshape(-1, head.cls_out_channels)
         boxes = boxes.reshape(-1, 4)
-        cls_avg = num_pos * 1.0 + (num_total - num_pos) * head.bg_cls_weight
+        labels = labels.repeat(num_layers)
+        bbox_targets = bbox_targets.repeat(num_layers, 1)
+        bbox_weights = bbox_weights.repeat(num_layers, 1)
+        num_pos = torch.as_tensor(num_pos, dtype=cls.dtype, device=cls.device)
+        cls_avg = num_pos + (num_total - num_pos) * head.bg_cls_weight
         if head.sync_cls_avg_factor:
-            cls_avg = reduce_mean(cls.new_tensor([cls_avg]))
-        cls_avg = max(cls_avg, 1)
+            cls_avg = reduce_mean(cls_avg)
+        cls_avg = cls_avg.clamp(min=1)
         label_weights = torch.ones_like(labels, dtype=cls.dtype)
-        q = boxes.shape[0] // len(img_metas)
-        factors = torch.cat([image_wh(m, boxes).repeat(2)[None].expand(q, 4) for m in img_metas])
+        wh = cls.new_tensor([m['img_shape'][:2] for m in img_metas]).flip(-1)
+        q = num_total // len(img_metas)
+        factors = torch.cat([wh, wh], -1).repeat_interleave(q, 0).repeat(num_layers, 1)
         pred_px = bbox_cxcywh_to_xyxy(boxes) * factors
         gt_px = bbox_cxcywh_to_xyxy(bbox_targets) * factors
         if isinstance(head.loss_cls, QualityFocalLoss):
-            pos = labels < head.num_classes
-            scores = label_weights.new_zeros(labels.shape)
-            scores[pos] = bbox_overlaps(pred_px[pos].detach(), gt_px[pos], is_aligned=True)
+            iou = bbox_overlaps(pred_px.detach(), gt_px, is_aligned=True)
+            scores = torch.where(labels < head.num_classes, iou, 0.0)
             loss_cls = head.loss_cls(cls, (labels, scores), label_weights, avg_factor=cls_avg)
         else:
             loss_cls = head.loss_cls(cls, labels, label_weights, avg_factor=cls_avg)
-        num_pos_avg = torch.clamp(reduce_mean(cls.new_tensor([num_pos])), min=1).item()
+        num_pos_avg = reduce_mean(num_pos).clamp(min=1)
         loss_iou = head.loss_iou(pred_px, gt_px, bbox_weights, avg_factor=num_pos_avg)
         loss_bbox = head.loss_bbox(boxes, bbox_targets, bbox_weights, avg_factor=num_pos_avg)
         return loss_cls, loss_bbox, loss_iou
@@ -404,10 +419,6 @@ class DETRQueryPriorDistill(DetrComponentMixin, DistillComponent):
             s_rec.clear()
             t_rec.clear()
         targets = self.teacher_targets(t_cls[-1], t_box[-1], data_samples)
-        img_metas = [ds.metainfo for ds in data_samples]
-        totals = [cls.sum() * 0, boxes.sum() * 0, boxes.sum() * 0]
-        for layer in range(cls.shape[0]):
-            for i, value in enumerate(self.layer_loss(cls[layer], boxes[layer], *targets,
-                                                      img_metas)):
-                totals[i] = totals[i] + value
-        return dict(loss_cls=totals[0], loss_bbox=totals[1], loss_iou=totals[2])
+        loss_cls, loss_bbox, loss_iou = self.layer_loss(
+            cls, boxes, *targets, [ds.metainfo for ds in data_samples])
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou)
