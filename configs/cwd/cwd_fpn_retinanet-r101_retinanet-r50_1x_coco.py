@@ -17,4 +17,5 @@ model = dict(
              loss=dict(type='densekd.ChannelWiseDivergence', tau=1.0, loss_weight=10.0)),
     ])
 # student-only checkpoints beside each checkpoint; the teacher's score once, before training
-custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook'),
+                dict(type='densekd.FiniteLossHook')]

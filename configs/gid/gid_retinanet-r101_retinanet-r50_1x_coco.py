@@ -29,4 +29,5 @@ model = dict(
                            pre_nms_topk=3000, nms_iou=0.3, score_mode='paper', min_size=10)),
     ])
 # student-only checkpoints beside each checkpoint; the teacher's score once, before training
-custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook'),
+                dict(type='densekd.FiniteLossHook')]

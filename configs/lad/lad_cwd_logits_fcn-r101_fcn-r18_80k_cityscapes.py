@@ -20,4 +20,5 @@ model = dict(
              loss=dict(type='densekd.ChannelWiseDivergence', tau=1.0, loss_weight=5.0)),
     ])
 # student-only checkpoints beside each checkpoint; the (label-assisted) teacher's score once
-custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook')]
+custom_hooks = [dict(type='densekd.StudentCheckpointHook'), dict(type='densekd.TeacherEvalHook'),
+                dict(type='densekd.FiniteLossHook')]

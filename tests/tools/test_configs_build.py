@@ -38,3 +38,13 @@ def test_config_builds(path):
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
     for key in ('train_dataloader', 'val_dataloader', 'val_evaluator', 'optim_wrapper'):
         assert key in cfg, key
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
+def test_distillation_configs_stop_at_a_non_finite_loss(path):
+    # every distillation config turns FiniteLossHook on, also those that set custom_hooks
+    cfg = Config.fromfile(path)
+    if not str(cfg.model.type).endswith('DistillationModel'):
+        return
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    assert 'densekd.FiniteLossHook' in hooks, hooks

@@ -17,7 +17,7 @@ from densekd.utils.checkpoint import load_weights_strict
 from densekd.utils.config import load_model_spec
 
 from ..components.base import DistillComponent
-from ..taps import StopForward, TapError, TapSet
+from ..taps import StopForward, TapSet
 from .teacher_input import build_teacher_input_adapter, preprocessor_config
 
 __all__ = ['DistillationModel', 'init_weights_offline']
@@ -263,11 +263,7 @@ class DistillationModel(BaseModel):
                 inputs = x if name == 'student' else self.teacher_inputs(x)
                 with torch.no_grad(), taps.recording():
                     model(inputs, _dummy_data_samples(model, *size), mode='tensor')
-                for path, tap in taps.taps.items():
-                    if tap.num_calls == 0:
-                        raise TapError(f'{name} tap {path!r} recorded nothing in a dry run of '
-                                       f"{name}(mode='tensor'); tap a module that the forward "
-                                       'runs')
+                taps.check_recorded(f"a dry run of {name}(mode='tensor')")
                 shapes[name] = {p: [t.shape for t in taps.levels(p)] for p in taps.taps}
                 taps.set_expected_calls()
                 taps.clear()
