@@ -12,7 +12,7 @@ from densekd.registry import MODELS, TASK_UTILS
 from ..losses.detr_distill import HungarianDistillLoss
 from ..matchers import HungarianMatcher
 from .base import DistillComponent, TapLevels
-from .detr_io import DECODER_TAP, DetrComponentMixin, clamp_to_image, image_wh
+from .detr_io import DECODER_TAP, DetrComponentMixin, clamp_to_image
 
 __all__ = ['DETRLogitsDistill', 'layer_pairs']
 
@@ -134,22 +134,31 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
         s_reader.clear()
         t_reader.clear()
         pairs = layer_pairs(s_cls.shape[0], t_cls.shape[0], self.layers)
-        ls = torch.tensor([p[0] for p in pairs], device=s_cls.device)
+        s_cls, s_box = (x[_layers([p[0] for p in pairs], len(x), x.device)]
+                        for x in (s_cls, s_box))
         with torch.no_grad():
-            lt = torch.tensor([p[1] for p in pairs], device=s_cls.device)
-            t_prob = t_cls[lt].float().sigmoid()
-            t_box = t_box[lt].float()
+            t_sel = _layers([p[1] for p in pairs], len(t_cls), t_cls.device)
+            t_prob = t_cls[t_sel].float().sigmoid()
+            t_box = t_box[t_sel].float()
             if self.clamp_teacher_boxes:
                 t_box = clamp_to_image(t_box)
-            wh = torch.stack([image_wh(m, s_box) for m in img_metas])    # (B, 2)
-            s_idx, t_idx = self.match(s_cls[ls].detach(), s_box[ls].detach(), t_prob, t_box,
-                                      wh.flip(-1))
+            hw = s_box.new_tensor([m['img_shape'][:2] for m in img_metas])    # (B, 2)
+            s_idx, t_idx = self.match(s_cls.detach(), s_box.detach(), t_prob, t_box, hw)
         # (L, B, m) gathers: layer pair, image, matched query
         layer = torch.arange(len(pairs), device=s_cls.device)[:, None, None]
         img = torch.arange(len(img_metas), device=s_cls.device)[None, :, None]
-        out = self.loss(s_cls[ls[layer], img, s_idx].flatten(1, 2),
-                        s_box[ls[layer], img, s_idx].flatten(1, 2),
+        out = self.loss(s_cls[layer, img, s_idx].flatten(1, 2),
+                        s_box[layer, img, s_idx].flatten(1, 2),
                         t_prob[layer, img, t_idx].flatten(1, 2),
                         t_box[layer, img, t_idx].flatten(1, 2),
-                        wh[img.expand_as(s_idx)].flatten(1, 2))
+                        hw.flip(-1)[img.expand_as(s_idx)].flatten(1, 2))
         return dict(out)
+
+
+def _layers(index: list[int], num: int, device: torch.device) -> slice | Tensor:
+    """Decoder layers to select: a slice (a view, no index tensor to copy to the device)
+    when they are consecutive, else an index tensor."""
+    index = [i % num for i in index]
+    if index == list(range(index[0], index[0] + len(index))):
+        return slice(index[0], index[0] + len(index))
+    return torch.tensor(index, device=device)
