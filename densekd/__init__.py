@@ -1,7 +1,9 @@
 """densekd: knowledge distillation for dense prediction on mmdet 3.x and mmseg 1.x."""
-from .utils.checkpoint import allow_mmengine_checkpoint_globals
+from .utils.checkpoint import use_safe_checkpoint_loading
+from .utils.compat import fix_config_package_names
 from .version import __version__
 
-allow_mmengine_checkpoint_globals()
+use_safe_checkpoint_loading()
+fix_config_package_names()
 
 __all__ = ['__version__']

@@ -1,10 +1,14 @@
 """Checkpoint helpers: safe loading, teacher weights, student-only export.
 
-torch>=2.6 loads with ``weights_only=True``. mmengine's checkpoints carry a
-``message_hub`` of ``HistoryBuffer`` objects holding numpy arrays (and, through
-``HistoryBuffer.__getstate__``, ``getattr(HistoryBuffer, 'min')`` calls), which the safe
-unpickler refuses; :func:`allow_mmengine_checkpoint_globals` adds exactly those pieces to
-torch's allowlist so that ``resume`` and ``load_from`` keep working with safety on.
+Every checkpoint densekd or mmengine's Runner reads is loaded with ``weights_only=True`` and
+never retried unsafely. mmengine's checkpoints carry a ``message_hub`` of ``HistoryBuffer``
+objects holding numpy arrays (and, through ``HistoryBuffer.__getstate__``,
+``getattr(HistoryBuffer, 'min')`` calls), which the safe unpickler refuses;
+:func:`allow_mmengine_checkpoint_globals` adds exactly those pieces to torch's allowlist, and
+:func:`use_safe_checkpoint_loading` (run at ``import densekd``) also makes mmengine's
+``CheckpointLoader`` read local files and http(s) URLs with :func:`load_checkpoint_file`, so
+``load_from``, ``resume`` and ``init_cfg`` checkpoints get the same loader whichever
+mmengine is installed (OneDL's fork retries a refused file with ``weights_only=False``).
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from torch import nn
 
 __all__ = [
     'CheckpointError', 'CheckpointMismatchError', 'allow_mmengine_checkpoint_globals',
-    'load_checkpoint_file', 'extract_state_dict', 'load_state_dict_strict',
+    'use_safe_checkpoint_loading', 'load_checkpoint_file', 'load_from_local_weights_only',
+    'load_from_http_weights_only', 'extract_state_dict', 'load_state_dict_strict',
     'load_weights_strict', 'student_state_dict', 'export_student_checkpoint',
     'student_checkpoint_path',
 ]
@@ -54,12 +59,23 @@ def _described(path: str, role: str | None) -> str:
     return f'{role} checkpoint {path!r}' if role else f'checkpoint {path!r}'
 
 
+def _named(obj: Any) -> tuple[Any, str]:
+    """``(obj, 'module.qualname')``: the name a pickle refers to ``obj`` by."""
+    return obj, f'{obj.__module__}.{obj.__qualname__}'
+
+
 def allow_mmengine_checkpoint_globals() -> None:
     """Allowlist the classes that mmengine checkpoints pickle, for ``weights_only`` loads.
 
     Adds mmengine's ``HistoryBuffer`` and the numpy pieces an ``ndarray`` or numpy scalar
     pickles to (``_reconstruct``, ``ndarray``, ``dtype`` and the concrete dtype classes,
     ``scalar``). Nothing is turned off: any other global still raises.
+
+    Each entry is registered as an ``(object, 'module.qualname')`` pair. A
+    ``torch.serialization.safe_globals([...])`` block removes the objects it lists from the
+    process-wide allowlist when it exits, bare entries added by ``add_safe_globals``
+    included (OneDL's mmengine loads inside such a block listing ``HistoryBuffer`` and the
+    numpy classes); a pair is a different entry and stays. Calling this again is harmless.
     """
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:  # torch < 2.4 has no allowlist and does not default to weights_only
@@ -73,8 +89,9 @@ def allow_mmengine_checkpoint_globals() -> None:
     dtype_classes = {type(np.dtype(t)) for t in (
         np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
         np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)}
-    add([HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
-         *sorted(dtype_classes, key=lambda c: c.__name__)])
+    add([_named(obj) for obj in (
+        HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+        *sorted(dtype_classes, key=lambda c: c.__name__))])
     # HistoryBuffer.__getstate__ pickles its statistics methods as getattr(HistoryBuffer,
     # 'min') etc. A plain `getattr` on the allowlist would open every attribute of every
     # allowed object; this stand-in resolves exactly those four names and nothing else.
@@ -82,6 +99,67 @@ def allow_mmengine_checkpoint_globals() -> None:
     # checkpoints written under numpy 1.x name the same functions numpy.core.multiarray.*
     add([(multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
          (multiarray.scalar, 'numpy.core.multiarray.scalar')])
+
+
+def use_safe_checkpoint_loading() -> None:
+    """Allowlist mmengine's checkpoint classes and make mmengine load through densekd.
+
+    Registers :func:`load_from_local_weights_only` for local paths (mmengine's prefix
+    ``''``) and :func:`load_from_http_weights_only` for ``http://``/``https://`` in
+    ``mmengine.runner.checkpoint.CheckpointLoader``, replacing mmengine's loaders there, so
+    the Runner's ``load_from`` and ``resume`` and a model's ``init_cfg`` checkpoint are read
+    with ``weights_only=True`` and no unsafe retry. Runs at ``import densekd``; idempotent.
+    Other schemes (``open-mmlab://``, ``torchvision://``, ``s3://``, ``pavi://``) keep
+    mmengine's loaders.
+    """
+    allow_mmengine_checkpoint_globals()
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights_only,
+                                     force=True)
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
+                                     loader=load_from_http_weights_only, force=True)
+
+
+def load_from_local_weights_only(filename: str, map_location: Any = None) -> dict[str, Any]:
+    """mmengine's local-file checkpoint loader, with :func:`load_checkpoint_file`.
+
+    mmengine logs the loader by its name after ``load_from_`` ("Loads checkpoint by
+    local_weights_only backend").
+
+    Args:
+        filename: a local path (``~`` is expanded, as mmengine does).
+        map_location: as for ``torch.load``; None loads on CPU.
+
+    Returns:
+        The loaded checkpoint dict.
+    """
+    return load_checkpoint_file(osp.expanduser(filename), map_location=map_location)
+
+
+def load_from_http_weights_only(filename: str, map_location: Any = None) -> dict[str, Any]:
+    """mmengine's http(s) checkpoint loader, with :func:`load_checkpoint_file`.
+
+    As in mmengine, the first process of a distributed run downloads (into torch's hub
+    cache) before the others read the cached file.
+
+    Args:
+        filename: an ``http://`` or ``https://`` URL.
+        map_location: as for ``torch.load``; None loads on CPU.
+
+    Returns:
+        The loaded checkpoint dict.
+    """
+    from mmengine.dist import get_dist_info
+
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        checkpoint = load_checkpoint_file(filename, map_location=map_location)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = load_checkpoint_file(filename, map_location=map_location)
+    return checkpoint
 
 
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
@@ -98,9 +176,14 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
         f'HistoryBuffer.{{{",".join(_HISTORY_BUFFER_METHODS)}}} with weights_only loading')
 
 
-def load_checkpoint_file(path: str, *, role: str | None = None,
-                         source: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint on CPU with torch's safe unpickler (``weights_only=True``).
+def load_checkpoint_file(path: str, *, role: str | None = None, source: str | None = None,
+                         map_location: Any = None) -> dict[str, Any]:
+    """Load a checkpoint with torch's safe unpickler (``weights_only=True``), never unsafely.
+
+    The allowlist of :func:`allow_mmengine_checkpoint_globals` is (re-)added first, so a
+    ``safe_globals`` block or ``clear_safe_globals`` elsewhere in the process cannot take it
+    away. A file the safe unpickler refuses raises; it is never retried with
+    ``weights_only=False``.
 
     Args:
         path: a local file, or an ``http(s)://`` URL (downloaded once into torch's hub cache,
@@ -108,6 +191,7 @@ def load_checkpoint_file(path: str, *, role: str | None = None,
         role: whose checkpoint it is (``'teacher'``, ``'student'``), named in errors.
         source: where ``path`` was given (e.g. ``'`model.teacher.checkpoint` in the
             config'``), named in errors as the thing to fix.
+        map_location: as for ``torch.load``; None loads on CPU.
 
     Returns:
         The loaded dict (normally with ``state_dict`` and ``meta``).
@@ -116,12 +200,16 @@ def load_checkpoint_file(path: str, *, role: str | None = None,
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: the file is empty or truncated, or does not hold a dict.
         ValueError: a URL scheme other than http(s).
+        pickle.UnpicklingError: the file pickles something outside the allowlist (torch's
+            message names it).
     """
+    allow_mmengine_checkpoint_globals()
+    map_location = 'cpu' if map_location is None else map_location
     what = _described(path, role)
     fix = f'; check {source}' if source else ''
     if osp.isfile(path):
         try:
-            obj = torch.load(path, map_location='cpu', weights_only=True)
+            obj = torch.load(path, map_location=map_location, weights_only=True)
         except EOFError as err:  # empty, or cut off inside a legacy (non-zip) pickle
             cause = f'{type(err).__name__}: {err}' if str(err) else type(err).__name__
             raise CheckpointError(
@@ -134,7 +222,8 @@ def load_checkpoint_file(path: str, *, role: str | None = None,
                 f'{what} is a damaged or truncated zip archive ({err}); '
                 f'{EXPECTED_CHECKPOINT}. Copy or download it again{fix}.') from err
     elif path.startswith(('http://', 'https://')):
-        obj = torch.hub.load_state_dict_from_url(path, map_location='cpu', weights_only=True)
+        obj = torch.hub.load_state_dict_from_url(path, map_location=map_location,
+                                                 weights_only=True)
     elif '://' in path:
         raise ValueError(f'{what}: densekd loads local files and http(s) URLs only; '
                          'download it first (other schemes would bypass safe loading)')
