@@ -158,6 +158,36 @@ def test_select_target_queries_quality_with_and_without_gt():
     torch.testing.assert_close(queries[1], torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
 
 
+def test_select_target_queries_of_all_stages_equals_one_stage_at_a_time():
+    # 3 stages, 3 images with 2, 0 and 1 GT boxes (NaN padding of the shorter GT lists)
+    g = torch.Generator().manual_seed(11)
+    cls = torch.randn(3, 3, 8, 4, generator=g)
+    boxes = torch.cat([torch.rand(3, 3, 8, 2, generator=g) * 0.6 + 0.2,
+                       torch.rand(3, 3, 8, 2, generator=g) * 0.4 + 0.1], -1)
+    embeds = torch.randn(3, 3, 8, 6, generator=g)
+    samples = [_sample([[0, 0, 50, 25], [20, 30, 90, 80]]), _sample([]),
+               _sample([[10, 40, 60, 100]], 120, 100)]
+    queries, quality = select_target_queries(cls, boxes, embeds, 5, samples)
+    assert queries.shape == (3, 3, 5, 6) and quality.shape == (3, 3, 5)
+    for st in range(3):
+        q, w = select_target_queries(cls[st], boxes[st], embeds[st], 5, samples)
+        torch.testing.assert_close(queries[st], q)
+        torch.testing.assert_close(quality[st], w)
+        # by the definition, image by image: score x max IoU with its GT (pixel boxes)
+        scores, idx = cls[st].sigmoid().flatten(1).topk(5, dim=1)
+        for b, ds in enumerate(samples):
+            gt = ds.gt_instances.bboxes
+            if len(gt) == 0:
+                torch.testing.assert_close(w[b], scores[b])
+                continue
+            h, wd = ds.metainfo['img_shape']
+            px = boxes[st, b, idx[b] // 4]
+            px = torch.stack([(px[:, 0] - px[:, 2] / 2) * wd, (px[:, 1] - px[:, 3] / 2) * h,
+                              (px[:, 0] + px[:, 2] / 2) * wd, (px[:, 1] + px[:, 3] / 2) * h], -1)
+            from mmdet.structures.bbox import bbox_overlaps
+            torch.testing.assert_close(w[b], scores[b] * bbox_overlaps(px, gt).amax(-1))
+
+
 def test_layer_pairs():
     assert layer_pairs(3, 3) == [(0, 0), (1, 1), (2, 2)]
     assert layer_pairs(3, 6) == [(0, 3), (1, 4), (2, 5)]   # last layers aligned

@@ -5,14 +5,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps, get_box_tensor
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 from densekd.registry import MODELS
 
 from ..losses.detr_distill import TargetAwareFeatureLoss
 from .base import DistillComponent, TapLevels, TapShapes
-from .detr_io import DECODER_TAP, DetrComponentMixin, pixel_boxes
+from .detr_io import DECODER_TAP, DetrComponentMixin, layer_selection
 
 __all__ = ['DETRFeatureDistill', 'select_target_queries']
 
@@ -20,35 +21,43 @@ __all__ = ['DETRFeatureDistill', 'select_target_queries']
 @torch.no_grad()
 def select_target_queries(cls: Tensor, boxes: Tensor, embeds: Tensor, topk: int,
                           data_samples: list[Any]) -> tuple[Tensor, Tensor]:
-    """The teacher's top-k (query, class) pairs of one decoder stage and their quality.
+    """The teacher's top-k (query, class) pairs of its decoder stages and their quality.
 
     Scores are the sigmoid probabilities over the flattened (Q x C); each selected pair
     contributes its query's embedding and ``q = score x max IoU(box, GT boxes)`` (pixel
     boxes), or ``q = score`` for an image without GT (reference code). A query can be
-    selected for several classes; it then appears several times.
+    selected for several classes; it then appears several times. Every stage and image at
+    once: the images' GT boxes padded with NaN rows, which take no part in the max.
 
     Args:
-        cls: (B, Q, C) teacher logits. boxes: (B, Q, 4) normalised cxcywh.
-        embeds: (B, Q, D) teacher decoder output embeddings.
+        cls: (..., B, Q, C) teacher logits (leading dims: decoder stages).
+        boxes: (..., B, Q, 4) normalised cxcywh.
+        embeds: (..., B, Q, D) teacher decoder output embeddings.
         topk: k (reference: ``test_cfg.max_per_img`` = 100); capped at Q x C.
         data_samples: with ``gt_instances.bboxes`` (pixel xyxy) and ``img_shape``.
 
     Returns:
-        ``(queries (B, k, D), quality (B, k))``.
+        ``(queries (..., B, k, D), quality (..., B, k))``.
     """
     num_classes = cls.shape[-1]
-    k = min(topk, cls.shape[1] * num_classes)
-    scores, idx = cls.float().sigmoid().flatten(1).topk(k, dim=1)
+    k = min(topk, cls.shape[-2] * num_classes)
+    scores, idx = cls.float().sigmoid().flatten(-2).topk(k, dim=-1)
     query_idx = idx // num_classes
-    queries = torch.gather(embeds, 1, query_idx[..., None].expand(-1, -1, embeds.shape[-1]))
-    quality = scores.clone()
-    for b, ds in enumerate(data_samples):
-        gt = get_box_tensor(ds.gt_instances.bboxes).to(boxes.device).float()
-        if gt.shape[0] == 0:
-            continue
-        sel = pixel_boxes(boxes[b][query_idx[b]], ds.metainfo)
-        quality[b] = scores[b] * bbox_overlaps(sel, gt).max(-1).values
-    return queries, quality
+    queries = torch.gather(embeds, -2, query_idx[..., None].expand(
+        *query_idx.shape, embeds.shape[-1]))
+    gts = [get_box_tensor(ds.gt_instances.bboxes).to(boxes.device).float()
+           for ds in data_samples]
+    if not any(len(g) for g in gts):
+        return queries, scores
+    gt = pad_sequence(gts, batch_first=True, padding_value=float('nan'))    # (B, G, 4)
+    hw = boxes.new_tensor([ds.metainfo['img_shape'][:2] for ds in data_samples])
+    factor = torch.cat([hw.flip(-1), hw.flip(-1)], -1)[:, None]             # (B, 1, 4)
+    sel = torch.gather(boxes.float(), -2, query_idx[..., None].expand(*query_idx.shape, 4))
+    sel = bbox_cxcywh_to_xyxy(sel) * factor
+    gt = gt.expand(*sel.shape[:-2], *gt.shape[-2:])
+    iou = bbox_overlaps(sel, gt).nan_to_num(nan=0.0)     # padded GT rows: NaN -> 0
+    has_gt = gt[..., 0].isfinite().any(-1, keepdim=True)                   # (..., B, 1)
+    return queries, torch.where(has_gt, scores * iou.amax(-1), scores)
 
 
 @MODELS.register_module()
@@ -130,10 +139,9 @@ class DETRFeatureDistill(DetrComponentMixin, DistillComponent):
             reader.clear()
         stages = range(t_cls.shape[0]) if self.stages is None else self.stages
         adapted = [a(s) for a, s in zip(self.adapters, s_feats)]
-        selected = [select_target_queries(t_cls[st], t_box[st], embeds[st], self.topk,
-                                          data_samples) for st in stages]
-        queries = torch.stack([q for q, _ in selected])
-        quality = torch.stack([w for _, w in selected])
+        sel = layer_selection(list(stages), len(t_cls), t_cls.device)
+        queries, quality = select_target_queries(t_cls[sel], t_box[sel], embeds[sel],
+                                                 self.topk, data_samples)
         total = adapted[0].sum() * 0
         for s, t in zip(adapted, t_feats):
             if s.shape[-2:] != t.shape[-2:]:

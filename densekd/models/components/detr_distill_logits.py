@@ -12,7 +12,7 @@ from densekd.registry import MODELS, TASK_UTILS
 from ..losses.detr_distill import HungarianDistillLoss
 from ..matchers import HungarianMatcher
 from .base import DistillComponent, TapLevels
-from .detr_io import DECODER_TAP, DetrComponentMixin, clamp_to_image
+from .detr_io import DECODER_TAP, DetrComponentMixin, clamp_to_image, layer_selection
 
 __all__ = ['DETRLogitsDistill', 'layer_pairs']
 
@@ -134,10 +134,10 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
         s_reader.clear()
         t_reader.clear()
         pairs = layer_pairs(s_cls.shape[0], t_cls.shape[0], self.layers)
-        s_cls, s_box = (x[_layers([p[0] for p in pairs], len(x), x.device)]
+        s_cls, s_box = (x[layer_selection([p[0] for p in pairs], len(x), x.device)]
                         for x in (s_cls, s_box))
         with torch.no_grad():
-            t_sel = _layers([p[1] for p in pairs], len(t_cls), t_cls.device)
+            t_sel = layer_selection([p[1] for p in pairs], len(t_cls), t_cls.device)
             t_prob = t_cls[t_sel].float().sigmoid()
             t_box = t_box[t_sel].float()
             if self.clamp_teacher_boxes:
@@ -154,11 +154,3 @@ class DETRLogitsDistill(DetrComponentMixin, DistillComponent):
                         hw.flip(-1)[img.expand_as(s_idx)].flatten(1, 2))
         return dict(out)
 
-
-def _layers(index: list[int], num: int, device: torch.device) -> slice | Tensor:
-    """Decoder layers to select: a slice (a view, no index tensor to copy to the device)
-    when they are consecutive, else an index tensor."""
-    index = [i % num for i in index]
-    if index == list(range(index[0], index[0] + len(index))):
-        return slice(index[0], index[0] + len(index))
-    return torch.tensor(index, device=device)

@@ -34,7 +34,8 @@ from torch.utils.hooks import RemovableHandle
 
 __all__ = ['detr_variant', 'matching', 'head_predictions', 'decoder_references',
            'DecoderInputRecorder', 'decoder_call_kwargs', 'recording_paused', 'pixel_boxes',
-           'clamp_to_image', 'image_wh', 'DECODER_TAP', 'DetrReader', 'DetrComponentMixin']
+           'clamp_to_image', 'image_wh', 'layer_selection', 'DECODER_TAP', 'DetrReader',
+           'DetrComponentMixin']
 
 DECODER_TAP = 'decoder'
 
@@ -99,6 +100,16 @@ def decoder_references(variant: str, initial: Tensor | None, refs: Any) -> Any:
     if variant == 'dino':
         return list(refs)
     return refs
+
+
+def layer_selection(index: list[int], num: int, device: torch.device) -> slice | Tensor:
+    """Decoder layers ``index`` (negative counts from the end) of ``num`` as an index: a
+    slice when they are consecutive (a view, no index tensor copied to the device), else an
+    index tensor."""
+    index = [i % num for i in index]
+    if index == list(range(index[0], index[0] + len(index))):
+        return slice(index[0], index[0] + len(index))
+    return torch.tensor(index, device=device)
 
 
 def image_wh(img_meta: dict, ref: Tensor) -> Tensor:
