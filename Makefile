@@ -6,6 +6,9 @@
 #   make lint / lint-fix ruff check (with --fix: sorts/wraps imports the ruff way)
 #   make data           generate the toy dataset under data/toy
 #   make demo / bench   toy distillation demo / benchmark
+#   make census         kernel ops and host syncs each method adds (benchmarks/census.md)
+#   make install-keep-torch TORCH_PYTHON=/path/to/env/bin/python
+#                       GPU machines: install into that environment, keeping its torch
 #   make results        every method on the toy sets, 3 seeds (hours on 2 cores; resumable)
 
 PYTHON      ?= python3
@@ -13,13 +16,19 @@ VENV        := .venv
 VPY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install install-test data test lint lint-fix demo bench results clean
+.PHONY: install install-test install-keep-torch data test lint lint-fix demo bench census \
+	results clean
 
 install:
 	$(PYTHON) tools/install_env.py
 
 install-test:
 	$(PYTHON) tools/install_env.py --tests
+
+TORCH_PYTHON ?=
+install-keep-torch:
+	@test -n "$(TORCH_PYTHON)" || { echo 'usage: make install-keep-torch TORCH_PYTHON=/path/to/env/bin/python'; exit 2; }
+	$(PYTHON) tools/install_env.py --python $(TORCH_PYTHON) --tests
 
 data: install
 	$(VPY) tools/make_toy_data.py
@@ -111,6 +120,26 @@ bench: install
 		--json benchmarks/results_detr_parts_512.json
 	$(VPY) benchmarks/detr_group_floor.py $(BENCH_CONFIGS_DETR_GROUP) --iters 10 \
 		--md benchmarks/detr_group_floor.md
+
+# every method's COCO / Cityscapes template at batch 2, 128 px (~17 min on 2 cores); rewrites
+# the table in benchmarks/census.md (the CI guard's baseline: see that file)
+CENSUS_CONFIGS := configs/cwd/cwd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/mgd/mgd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/pkd/pkd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/fgd/fgd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
+	configs/gid/gid_retinanet-r101_retinanet-r50_1x_coco.py \
+	configs/gid/gid_rpn_faster-rcnn-r101_faster-rcnn-r50_2x_coco.py \
+	configs/cross_arch/cakd_pca-gl_s3_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
+	configs/cross_arch/scalekd_s3-s4_mask-rcnn-swin-t_retinanet-r50_1x_coco.py \
+	configs/detr_distill/detr-distill_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
+	configs/detr_distill/detr-distill-logits-feature_deformable-detr-r101_deformable-detr-r50_50e_coco.py \
+	configs/cwd/cwd_logits_pspnet-r101_pspnet-r18_80k_cityscapes.py \
+	configs/pixel_kd/pixel-kd_logits_pspnet-r101_pspnet-r18_80k_cityscapes.py \
+	configs/mgd/mgd_layer4_pspnet-r101_pspnet-r18_80k_cityscapes.py \
+	configs/lad/lad_cwd_logits_pspnet-r101_pspnet-r18_80k_cityscapes.py
+
+census: install
+	$(VPY) tools/census.py $(CENSUS_CONFIGS) --batch 2 --size 128 --top 8 --md benchmarks/census.md
 
 SEEDS ?= 0 1 2
 results: install
