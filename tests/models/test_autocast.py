@@ -24,6 +24,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from densekd.models.components.gid import GeneralInstanceDistill
 from densekd.models.distillers.distillation_model import init_weights_offline
 from densekd.registry import MODELS
 from densekd.utils.benchmark import make_batch
@@ -116,16 +117,15 @@ def test_bf16_autocast_step(name: str, path: str, two_pass: bool) -> None:
     # GID's instances are chosen by score among near-ties of a random teacher: the bf16
     # step gets the float32 step's instances, so the losses compare one selection
     selections = []
-    for comp in model.components.values():
-        if hasattr(comp, '_select'):
-            select = comp._select
-            comp._select = lambda *a, _s=select, **k: selections.append(_s(*a, **k)) \
-                or selections[-1]
+    gid = [c for c in model.components.values() if isinstance(c, GeneralInstanceDistill)]
+    for comp in gid:
+        select = comp._select
+        comp._select = lambda *a, _s=select, **k: selections.append(_s(*a, **k)) \
+            or selections[-1]
     ref = {k: v.detach() for k, v in _step(model, data, bf16=False).items()
            if k.startswith('distill.')}
-    for comp in model.components.values():
-        if hasattr(comp, '_select'):
-            comp._select = lambda *a, **k: selections.pop(0)
+    for comp in gid:
+        comp._select = lambda *a, **k: selections.pop(0)
     losses = _step(model, data, bf16=True)
     assert not selections
     distill = {k: v for k, v in losses.items() if k.startswith('distill.')}
