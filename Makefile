@@ -62,7 +62,7 @@ BENCH_CONFIGS := configs/cwd/cwd_fpn_retinanet-r50_retinanet-r18_1x_coco.py \
 	configs/cwd/cwd_logits_pspnet-r34_pspnet-r18_1k_toy.py \
 	configs/mgd/mgd_layer4_pspnet-r34_pspnet-r18_1k_toy.py
 
-# session-3 methods (DETRDistill, LAD, cross-architecture, GID on an RPN) with the FGD / GID
+# DETRDistill, LAD, cross-architecture KD and GID on an RPN, with the FGD / GID
 # toy configs again and toy CWD as a control, in one interleaved run
 BENCH_CONFIGS_MORE := configs/cwd/cwd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
 	configs/fgd/fgd_fpn_retinanet-r34_retinanet-r18_24e_toy.py \
